@@ -1,0 +1,1 @@
+"""Image classification (ResNet family): models, data, transforms, metrics, serving."""

@@ -1,0 +1,103 @@
+"""Classification datasets over image files or RecordIO records, with an optional decode-once uint8 cache."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as F
+
+from smcv.classification.sources import FileItem
+from smcv.data.images import decode_image
+from smcv.data.recordio import IndexedRecordReader, unpack
+from smcv.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def to_target(labels: tuple[float, ...] | np.ndarray | float, num_classes: int, multi_label: bool, source: str) -> torch.Tensor:
+    """A class-id tensor, or a multi-hot float vector for multi_label."""
+    values = np.atleast_1d(np.asarray(labels, dtype=np.float64))
+    if not multi_label:
+        label = float(values[0])
+        if label != int(label) or not 0 <= label < num_classes:
+            raise DataError(f"{source}: label {label:g} is not a class id in 0..{num_classes - 1} (num_classes={num_classes})")
+        return torch.tensor(int(label), dtype=torch.long)
+    target = torch.zeros(num_classes, dtype=torch.float32)
+    if values.size == num_classes and set(values.tolist()) <= {0.0, 1.0}:
+        return torch.from_numpy(values.astype(np.float32))
+    for label in values:
+        if label != int(label) or not 0 <= label < num_classes:
+            raise DataError(f"{source}: label {label:g} is not a class id in 0..{num_classes - 1}")
+        target[int(label)] = 1.0
+    return target
+
+
+def image_to_tensor(image) -> torch.Tensor:
+    """A PIL image as a uint8 CHW tensor."""
+    return F.pil_to_tensor(image)
+
+
+class ClassificationDataset(Dataset):
+    """Samples (uint8 image, target) from files or RecordIO, transformed on access."""
+
+    def __init__(self, items: list[FileItem], rec_files: list[Path], mode: str, num_classes: int, multi_label: bool,
+                 transform: Callable, cache_limit_bytes: int = 0) -> None:
+        self.items, self.mode, self.num_classes, self.multi_label = items, mode, num_classes, multi_label
+        self.transform = transform
+        self.readers = [IndexedRecordReader(rec, _idx_for(rec)) for rec in rec_files]
+        self.index: list[tuple[int, int]] = [(r, i) for r, reader in enumerate(self.readers) for i in range(len(reader))]
+        self.cache: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None
+        if cache_limit_bytes and len(self) and self._estimate_bytes() <= cache_limit_bytes:
+            self.cache = self._decode_all()
+
+    def __len__(self) -> int:
+        return len(self.items) if self.items else len(self.index)
+
+    def _load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.items:
+            item = self.items[i]
+            image = decode_image(_read(item.path), str(item.path), mode=self.mode)
+            return image_to_tensor(image), to_target(item.labels, self.num_classes, self.multi_label, item.path.name)
+        r, k = self.index[i]
+        source = f"{self.readers[r].rec_path.name} record {k}"
+        header, payload = unpack(self.readers[r].read_at(k), source)
+        image = decode_image(payload, source, mode=self.mode)
+        return image_to_tensor(image), to_target(header.label, self.num_classes, self.multi_label, source)
+
+    def _estimate_bytes(self) -> int:
+        sample, _ = self._load(0)
+        return sample.numel() * len(self)
+
+    def _decode_all(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            decoded = list(pool.map(self._load, range(len(self))))
+        log.info("decoded %d images once into memory (%.1f MB)", len(decoded), sum(t.numel() for t, _ in decoded) / 1e6)
+        return decoded
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, target = self.cache[i] if self.cache is not None else self._load(i)
+        return self.transform(image), target
+
+    def targets(self) -> list[torch.Tensor]:
+        """All targets (decodes RecordIO headers when not cached)."""
+        if self.cache is not None:
+            return [t for _, t in self.cache]
+        return [self._load(i)[1] for i in range(len(self))]
+
+
+def _idx_for(rec: Path) -> Optional[Path]:
+    idx = rec.with_suffix(".idx")
+    return idx if idx.exists() else None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read image {path}: {exc.strerror}") from exc

@@ -1,0 +1,51 @@
+"""Serving a classification model with the built-in's response formats."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+from PIL import Image
+from torchvision.transforms.v2 import functional as F
+
+from smcv.tasks.base import Predictor
+
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+JSON_VERBOSE = "application/json;verbose=1"
+
+
+class ClassificationPredictor(Predictor):
+    """JSON list of class probabilities (default), {"prediction": [...]} for jsonlines, or a verbose form."""
+
+    response_types = (JSON, JSONLINES, JSON_VERBOSE)
+
+    def __init__(self, model: torch.nn.Module, transform, mode: str, multi_label: bool, class_names: list[str],
+                 device: torch.device) -> None:
+        self.model, self.transform, self.mode = model.eval(), transform, mode
+        self.multi_label, self.class_names, self.device = multi_label, class_names, device
+
+    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
+        tensor = self.transform(F.pil_to_tensor(image.convert(self.mode)))
+        return tensor, {"width": image.width, "height": image.height}
+
+    def predict_batch(self, batch: torch.Tensor) -> list[Any]:
+        batch = batch.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            logits = self.model(batch).float()
+        probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
+        return [row.tolist() for row in probs.cpu()]
+
+    def encode(self, result: list[float], meta: dict[str, Any], accept: str) -> bytes:
+        if accept == JSONLINES:
+            return (json.dumps({"prediction": result}) + "\n").encode()
+        if accept == JSON_VERBOSE:
+            order = sorted(range(len(result)), key=lambda i: -result[i])
+            names = self.class_names or [str(i) for i in range(len(result))]
+            body = {"prediction": result, "labels": names, "predicted_label": names[order[0]],
+                    "top": [{"label": names[i], "class_id": i, "probability": result[i]} for i in order[:5]]}
+            return json.dumps(body).encode()
+        return json.dumps(result).encode()

@@ -1,0 +1,82 @@
+"""Training and evaluation transforms on uint8 CHW tensors (torchvision transforms.v2)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+AUGMENTATIONS = ("crop", "crop_color", "crop_color_transform")
+
+
+def normalisation(channels: int) -> tuple[list[float], list[float]]:
+    """ImageNet mean/std, averaged for grey input."""
+    if channels == 1:
+        return [sum(IMAGENET_MEAN) / 3], [sum(IMAGENET_STD) / 3]
+    return list(IMAGENET_MEAN), list(IMAGENET_STD)
+
+
+class ResizeShorter(torch.nn.Module):
+    """Resize so the shorter side is `size` (aspect kept)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return F.resize(img, self.size, antialias=True)
+
+
+class AtLeast(torch.nn.Module):
+    """Upscale (aspect kept) an image smaller than height x width so a crop of that size fits."""
+
+    def __init__(self, height: int, width: int) -> None:
+        super().__init__()
+        self.height, self.width = height, width
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        h, w = img.shape[-2:]
+        scale = max(self.height / h, self.width / w)
+        if scale <= 1:
+            return img
+        return F.resize(img, [max(self.height, round(h * scale)), max(self.width, round(w * scale))], antialias=True)
+
+
+def _augmentations(kind: Optional[str]) -> list[torch.nn.Module]:
+    if not kind:
+        return []
+    ops: list[torch.nn.Module] = [v2.RandomHorizontalFlip()]
+    if kind in ("crop_color", "crop_color_transform"):
+        # the built-in's offsets: hue +-36 (of 360), saturation and brightness +-50 (of 255)
+        ops.append(v2.ColorJitter(brightness=50 / 255, saturation=50 / 255, hue=36 / 360))
+    if kind == "crop_color_transform":
+        ops.append(v2.RandomAffine(degrees=10, shear=(-5.7, 5.7), scale=(0.8, 1.25)))
+    return ops
+
+
+def train_transform(image_shape: tuple[int, int, int], resize: Optional[int], augmentation: Optional[str]) -> v2.Compose:
+    """Resize (optional), crop to image_shape (random with augmentation, else centre), augment, normalise."""
+    c, h, w = image_shape
+    mean, std = normalisation(c)
+    ops: list[torch.nn.Module] = [ResizeShorter(resize)] if resize else []
+    ops.append(AtLeast(h, w))
+    ops.append(v2.RandomCrop((h, w)) if augmentation else v2.CenterCrop((h, w)))
+    ops += _augmentations(augmentation)
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    return v2.Compose(ops)
+
+
+def eval_transform(image_shape: tuple[int, int, int], resize: Optional[int]) -> v2.Compose:
+    """Validation and serving: shorter side to `resize` then centre crop, or a direct resize to image_shape."""
+    c, h, w = image_shape
+    mean, std = normalisation(c)
+    if resize:
+        ops: list[torch.nn.Module] = [ResizeShorter(resize), AtLeast(h, w), v2.CenterCrop((h, w))]
+    else:
+        ops = [v2.Resize((h, w), antialias=True)]
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    return v2.Compose(ops)

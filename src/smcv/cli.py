@@ -1,0 +1,109 @@
+"""Command line: `smcv train|serve|metric-definitions|hyperparameters|algorithm-spec|predict|...` and `serve`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+from smcv.contract import ENV_TASK
+
+#: modules that add their own subcommands through register(subparsers)
+PLUGINS = ("smcv.detection.convert",)
+
+
+def _task_name(args: argparse.Namespace) -> str:
+    return args.task or os.environ.get(ENV_TASK, "classification")
+
+
+def cmd_train(_args: argparse.Namespace) -> int:
+    from smcv.train import main
+
+    return main()
+
+
+def cmd_serve(_args: argparse.Namespace) -> int:
+    from smcv.serving.server import main
+
+    return main() or 0
+
+
+def cmd_metric_definitions(args: argparse.Namespace) -> int:
+    from smcv.engine.metrics_log import metric_definitions
+    from smcv.tasks import get_task
+
+    task = get_task(_task_name(args))
+    print(json.dumps(metric_definitions(list(task.metric_names)), indent=2))
+    return 0
+
+
+def cmd_hyperparameters(args: argparse.Namespace) -> int:
+    from smcv.tasks import get_task
+
+    print(json.dumps(get_task(_task_name(args)).schema().describe(), indent=2, default=list))
+    return 0
+
+
+def cmd_algorithm_spec(args: argparse.Namespace) -> int:
+    from smcv.spec import training_specification
+    from smcv.tasks import get_task
+
+    print(json.dumps(training_specification(get_task(_task_name(args)), args.image), indent=2))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from smcv.local_predict import predict_file
+
+    body, content_type = predict_file(Path(args.model_dir), Path(args.image), args.accept)
+    sys.stdout.buffer.write(body if content_type.startswith(("application/json", "application/jsonlines")) else
+                            f"<{len(body)} bytes of {content_type}>".encode())
+    sys.stdout.write("\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="smcv", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("train", help="run the training program over /opt/ml").set_defaults(func=cmd_train)
+    sub.add_parser("serve", help="start the model server on port 8080").set_defaults(func=cmd_serve)
+    for name, func, text in (("metric-definitions", cmd_metric_definitions, "SageMaker MetricDefinitions (JSON)"),
+                             ("hyperparameters", cmd_hyperparameters, "the hyperparameter table (JSON)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--task", help="classification | detection | segmentation (default: $SMCV_TASK)")
+        p.set_defaults(func=func)
+    p = sub.add_parser("algorithm-spec", help="CreateAlgorithm TrainingSpecification (JSON)")
+    p.add_argument("--task")
+    p.add_argument("--image", default="<account>.dkr.ecr.<region>.amazonaws.com/smcv-classification:latest")
+    p.set_defaults(func=cmd_algorithm_spec)
+    p = sub.add_parser("predict", help="predict one image with a model directory, without a server")
+    p.add_argument("model_dir")
+    p.add_argument("image")
+    p.add_argument("--accept", default="")
+    p.set_defaults(func=cmd_predict)
+    for module in PLUGINS:
+        try:
+            importlib.import_module(module).register(sub)
+        except ImportError:
+            continue
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """`smcv ...`"""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+def serve_main() -> int:
+    """`serve` (what SageMaker runs for hosting)."""
+    return cmd_serve(argparse.Namespace())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

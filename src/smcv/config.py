@@ -1,0 +1,225 @@
+"""Hyperparameter schemas: lenient decoding of SageMaker's string values, strict validation."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+from smcv.errors import ConfigError
+
+REQUIRED = object()
+#: names SageMaker, the SDK or HPO may add; accepted and ignored
+IGNORED_PREFIXES = ("sagemaker_", "_tuning_objective_metric", "_")
+
+_TRUE = {"true", "1", "yes", "y", "t", "on"}
+_FALSE = {"false", "0", "no", "n", "f", "off"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter: name, kind, default, allowed values and help."""
+
+    name: str
+    kind: str  # int | float | bool | str | int_list | shape
+    default: Any = None
+    choices: Optional[tuple] = None
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+    help: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def describe_range(self) -> str:
+        """Human text for the valid values."""
+        if self.choices:
+            return "one of the following: " + ", ".join(repr(c) for c in self.choices)
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>=' if self.low_inclusive else '>'} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<=' if self.high_inclusive else '<'} {self.high:g}")
+        kind = {"int_list": "comma-separated integers", "shape": "'C,H,W' integers"}.get(self.kind, self.kind)
+        return f"a {kind}" + (" " + " and ".join(parts) if parts else "")
+
+
+class HyperParameters(dict):
+    """Resolved hyperparameters; read as attributes (hp.learning_rate)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
+
+
+def _unquote(raw: str) -> Any:
+    text = raw.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text[1:-1]
+    return text
+
+
+def _invalid(param: Param, raw: Any) -> ConfigError:
+    return ConfigError(
+        f"The value {raw!r} is not valid for the {param.name!r} hyperparameter, which accepts {param.describe_range()}"
+    )
+
+
+def _to_int(param: Param, value: Any, raw: Any) -> int:
+    if isinstance(value, bool):
+        raise _invalid(param, raw)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _invalid(param, raw) from None
+    if not math.isfinite(number) or number != int(number):
+        raise _invalid(param, raw)
+    return int(number)
+
+
+def _to_float(param: Param, value: Any, raw: Any) -> float:
+    if isinstance(value, bool):
+        raise _invalid(param, raw)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _invalid(param, raw) from None
+    if not math.isfinite(number):
+        raise _invalid(param, raw)
+    return number
+
+
+def _to_bool(param: Param, value: Any, raw: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _invalid(param, raw)
+
+
+def _to_int_list(param: Param, value: Any, raw: Any) -> tuple[int, ...]:
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        text = str(value).strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError:
+                raise _invalid(param, raw) from None
+        else:
+            items = [part for part in text.replace(";", ",").split(",") if part.strip()]
+    return tuple(_to_int(param, item, raw) for item in items)
+
+
+def decode_value(param: Param, raw: Any) -> Any:
+    """Decode one raw value ('0.1', '"sgd"', 'True', '1', '10, 20') to the parameter's kind."""
+    value = _unquote(raw) if isinstance(raw, str) else raw
+    if param.kind == "int":
+        result: Any = _to_int(param, value, raw)
+    elif param.kind == "float":
+        result = _to_float(param, value, raw)
+    elif param.kind == "bool":
+        result = _to_bool(param, value, raw)
+    elif param.kind == "int_list":
+        result = _to_int_list(param, value, raw)
+    elif param.kind == "shape":
+        result = _to_int_list(param, value, raw)
+        if len(result) != 3 or min(result) <= 0:
+            raise _invalid(param, raw)
+    else:
+        result = str(value).strip()
+    _check_range(param, result, raw)
+    return result
+
+
+def _check_range(param: Param, value: Any, raw: Any) -> None:
+    if param.choices is not None:
+        candidates = param.choices
+        if param.kind == "str":
+            match = [c for c in candidates if str(c).lower() == str(value).lower()]
+            if not match:
+                raise _invalid(param, raw)
+        elif value not in candidates:
+            raise _invalid(param, raw)
+    numbers = value if param.kind in ("int_list", "shape") else (value,)
+    if param.kind in ("int", "float", "int_list", "shape"):
+        for number in numbers:
+            if param.low is not None and (number < param.low or (number == param.low and not param.low_inclusive)):
+                raise _invalid(param, raw)
+            if param.high is not None and (number > param.high or (number == param.high and not param.high_inclusive)):
+                raise _invalid(param, raw)
+
+
+class Schema:
+    """An ordered set of Params for one task."""
+
+    def __init__(self, task: str, params: Iterable[Param]) -> None:
+        self.task = task
+        self.params = {p.name: p for p in params}
+
+    def resolve(self, raw: dict[str, Any]) -> HyperParameters:
+        """Decode and validate raw hyperparameters; unknown or missing names are errors."""
+        unknown = sorted(k for k in raw if k not in self.params and not k.startswith(IGNORED_PREFIXES))
+        if unknown:
+            raise ConfigError(
+                f"unknown hyperparameter(s) {', '.join(map(repr, unknown))} for the {self.task} algorithm; "
+                f"valid names: {', '.join(sorted(self.params))}"
+            )
+        resolved = HyperParameters()
+        for name, param in self.params.items():
+            if name in raw and not (isinstance(raw[name], str) and raw[name].strip() in ("", '""') and not param.required):
+                value = decode_value(param, raw[name])
+                if param.kind == "str" and param.choices:
+                    value = next(c for c in param.choices if str(c).lower() == value.lower())
+                resolved[name] = value
+            elif param.required:
+                raise ConfigError(f"the {name!r} hyperparameter is required for the {self.task} algorithm ({param.help})")
+            else:
+                resolved[name] = param.default
+        return resolved
+
+    def describe(self) -> list[dict[str, Any]]:
+        """A table of the parameters for docs and the algorithm specification."""
+        rows = []
+        for p in self.params.values():
+            rows.append({
+                "name": p.name, "kind": p.kind, "required": p.required,
+                "default": None if p.required else p.default, "valid": p.describe_range(), "help": p.help,
+            })
+        return rows
+
+
+def common_training_params(defaults: dict[str, Any]) -> list[Param]:
+    """Engine hyperparameters shared by all tasks, with per-task defaults."""
+    d = defaults
+    return [
+        Param("epochs", "int", d.get("epochs", 30), low=1, help="passes over the training data"),
+        Param("learning_rate", "float", d.get("learning_rate", 0.1), low=0, high=1, low_inclusive=False, help="initial learning rate"),
+        Param("mini_batch_size", "int", d.get("mini_batch_size", 32), low=1, help="global batch size, split across GPUs and hosts"),
+        Param("momentum", "float", d.get("momentum", 0.9), low=0, high=1, help="momentum for sgd and nag"),
+        Param("weight_decay", "float", d.get("weight_decay", 0.0001), low=0, high=1, help="L2 weight decay"),
+        Param("lr_scheduler_step", "int_list", d.get("lr_scheduler_step", ()), low=1, help="epochs at which the learning rate is multiplied by lr_scheduler_factor, e.g. '10, 20'"),
+        Param("lr_scheduler_factor", "float", d.get("lr_scheduler_factor", 0.1), low=0, high=1, help="learning-rate reduction factor"),
+        Param("early_stopping", "bool", d.get("early_stopping", False), help="stop when the objective stops improving"),
+        Param("early_stopping_min_epochs", "int", d.get("early_stopping_min_epochs", 10), low=1, help="epochs before early stopping may stop"),
+        Param("early_stopping_patience", "int", d.get("early_stopping_patience", 5), low=1, help="epochs without relative improvement before stopping"),
+        Param("early_stopping_tolerance", "float", d.get("early_stopping_tolerance", 0.0), low=0, high=1, help="relative improvement below which an epoch counts as no improvement"),
+        Param("kv_store", "str", None, choices=("dist_sync", "dist_async", "device", "local"), help="accepted for compatibility; smcv always trains data-parallel synchronously"),
+        Param("num_workers", "int", None, low=0, help="DataLoader worker processes (default: from CPU count and /dev/shm)"),
+        Param("seed", "int", 0, low=0, help="random seed"),
+    ]

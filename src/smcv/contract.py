@@ -1,0 +1,163 @@
+"""The SageMaker container contract: every /opt/ml path and environment name, from one base directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from smcv.errors import ConfigError
+
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+DEFAULT_BASE_DIR = "/opt/ml"
+FAILURE_REASON_LIMIT = 1024
+
+# Serving environment variables (SageMaker hosting and the DLC conventions; both spellings accepted).
+ENV_BIND_TO_PORT = "SAGEMAKER_BIND_TO_PORT"
+ENV_WORKERS = ("SAGEMAKER_MODEL_SERVER_WORKERS", "MODEL_SERVER_WORKERS")
+ENV_TIMEOUT = ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "MODEL_SERVER_TIMEOUT")
+ENV_MAX_PAYLOAD_MB = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+ENV_TASK = "SMCV_TASK"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """All paths of the /opt/ml layout under one base directory."""
+
+    base: Path
+
+    @classmethod
+    def from_env(cls) -> "Paths":
+        """Paths under $SAGEMAKER_BASE_DIR, or /opt/ml."""
+        return cls(Path(os.environ.get(BASE_DIR_ENV, DEFAULT_BASE_DIR)))
+
+    @property
+    def input_dir(self) -> Path:
+        return self.base / "input"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.input_dir / "config"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.input_dir / "data"
+
+    @property
+    def hyperparameters_file(self) -> Path:
+        return self.config_dir / "hyperparameters.json"
+
+    @property
+    def inputdataconfig_file(self) -> Path:
+        return self.config_dir / "inputdataconfig.json"
+
+    @property
+    def resourceconfig_file(self) -> Path:
+        return self.config_dir / "resourceconfig.json"
+
+    @property
+    def checkpointconfig_file(self) -> Path:
+        return self.config_dir / "checkpointconfig.json"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base / "model"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base / "output"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.output_dir / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output_dir / "failure"
+
+    @property
+    def success_file(self) -> Path:
+        return self.output_dir / "success"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """CheckpointConfig.LocalPath when given, else /opt/ml/checkpoints."""
+        config = _read_json(self.checkpointconfig_file, default={})
+        local = config.get("LocalPath") if isinstance(config, dict) else None
+        return Path(local) if local else self.base / "checkpoints"
+
+    def channel_dir(self, channel: str) -> Path:
+        return self.data_dir / channel
+
+    def pipe_path(self, channel: str, epoch: int) -> Path:
+        """The Pipe-mode FIFO of a channel for one epoch."""
+        return self.data_dir / f"{channel}_{epoch}"
+
+
+def _read_json(path: Path, default: object) -> object:
+    if not path.exists():
+        return default
+    try:
+        return json.loads(path.read_text() or "null") or default
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path.name} is not valid JSON ({exc}); SageMaker writes it as a JSON object") from exc
+
+
+def read_hyperparameters(paths: Paths) -> dict[str, str]:
+    """The raw hyperparameters map (string to string as SageMaker writes it)."""
+    data = _read_json(paths.hyperparameters_file, default={})
+    if not isinstance(data, dict):
+        raise ConfigError("hyperparameters.json must hold a JSON object of name: value")
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+
+
+def read_input_data_config(paths: Paths) -> dict[str, dict]:
+    """Channel name to channel metadata (ContentType, TrainingInputMode, ...)."""
+    data = _read_json(paths.inputdataconfig_file, default={})
+    if not isinstance(data, dict):
+        raise ConfigError("inputdataconfig.json must hold a JSON object of channel: settings")
+    return {str(k): (v if isinstance(v, dict) else {}) for k, v in data.items()}
+
+
+@dataclass(frozen=True)
+class ResourceConfig:
+    """The hosts of the training cluster and this host's place in it."""
+
+    current_host: str
+    hosts: tuple[str, ...]
+    network_interface_name: str
+    instance_type: str = ""
+
+    @property
+    def host_rank(self) -> int:
+        return self.hosts.index(self.current_host)
+
+    @property
+    def num_hosts(self) -> int:
+        return len(self.hosts)
+
+
+def read_resource_config(paths: Paths) -> ResourceConfig:
+    """resourceconfig.json, or a single local host when it is absent."""
+    data = _read_json(paths.resourceconfig_file, default={})
+    if not isinstance(data, dict):
+        raise ConfigError("resourceconfig.json must hold a JSON object")
+    current = str(data.get("current_host") or "algo-1")
+    hosts = tuple(sorted(str(h) for h in (data.get("hosts") or [current])))
+    if current not in hosts:
+        raise ConfigError(f"resourceconfig.json: current_host {current!r} is not among hosts {list(hosts)}")
+    return ResourceConfig(current, hosts, str(data.get("network_interface_name") or "eth0"),
+                          str(data.get("current_instance_type") or ""))
+
+
+def write_failure(paths: Paths, message: str) -> None:
+    """Write the failure reason SageMaker shows as FailureReason (first 1024 characters)."""
+    paths.output_dir.mkdir(parents=True, exist_ok=True)
+    paths.failure_file.write_text(message.strip() + "\n")
+
+
+def write_success(paths: Paths) -> None:
+    """Mark the job as successful."""
+    paths.output_dir.mkdir(parents=True, exist_ok=True)
+    paths.success_file.write_text("")

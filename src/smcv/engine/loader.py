@@ -1,0 +1,59 @@
+"""DataLoaders: worker count from CPUs and /dev/shm, distributed sampling, pinned memory on GPU."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from typing import Optional
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from smcv.engine import distributed as dist_utils
+
+log = logging.getLogger(__name__)
+SMALL_SHM_BYTES = 1 << 30
+
+
+def default_num_workers(device: torch.device) -> int:
+    """Workers per process: several on GPU hosts, none on CPU (compute already uses every core)."""
+    if device.type != "cuda":
+        return 0
+    cpus = os.cpu_count() or 1
+    local = max(torch.cuda.device_count(), 1)
+    return max(1, min(8, cpus // local - 1))
+
+
+def check_shared_memory(num_workers: int) -> None:
+    """Docker's default 64 MB /dev/shm kills DataLoader workers: switch to file_system sharing and say why."""
+    if num_workers == 0:
+        return
+    try:
+        free = shutil.disk_usage("/dev/shm").total
+    except OSError:
+        return
+    if free < SMALL_SHM_BYTES:
+        torch.multiprocessing.set_sharing_strategy("file_system")
+        log.warning("/dev/shm is only %d MB: DataLoader workers share tensors through files instead "
+                    "(run docker with --shm-size=2g, or set num_workers=0, to avoid this)", free >> 20)
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, train: bool, collate_fn, num_workers: Optional[int],
+                device: torch.device, seed: int, drop_last: Optional[bool] = None) -> DataLoader:
+    """A DataLoader for one process of a possibly distributed job."""
+    workers = default_num_workers(device) if num_workers is None else num_workers
+    check_shared_memory(workers)
+    sampler = None
+    if dist_utils.is_distributed():
+        sampler = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=train)
+    if drop_last is None:
+        drop_last = train and len(dataset) > batch_size
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
+        num_workers=workers, collate_fn=collate_fn, pin_memory=device.type == "cuda",
+        drop_last=drop_last, persistent_workers=workers > 0, generator=generator,
+        prefetch_factor=4 if workers > 0 else None,
+    )

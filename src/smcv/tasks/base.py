@@ -1,0 +1,146 @@
+"""The Task interface: what a task (classification, detection, segmentation) gives the engine and the server."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from PIL import Image
+
+from smcv.config import HyperParameters, Schema
+
+
+@dataclass
+class PreparedData:
+    """Datasets and facts a task derived from the input channels."""
+
+    train: torch.utils.data.Dataset
+    validation: Optional[torch.utils.data.Dataset]
+    collate_fn: Optional[Callable] = None
+    class_names: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)  # task facts for the manifest (counts, formats, ...)
+
+
+@dataclass
+class TrainSettings:
+    """Engine settings a task derives from its hyperparameters."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    eps: float = 1e-8
+    rho: float = 0.9  # rmsprop smoothing (alpha) or adadelta rho
+    rmsprop_momentum: float = 0.0
+    lr_scheduler: str = "step"  # step | poly | cosine | none
+    lr_scheduler_step: tuple[int, ...] = ()
+    lr_scheduler_factor: float = 0.1
+    validation_batch_size: Optional[int] = None
+    precision: str = "float32"  # precision_dtype: float32 | float16 | bfloat16
+    amp: bool = True  # autocast (BF16 where supported) even when precision_dtype is float32
+    gradient_accumulation_steps: int = 1
+    early_stopping: bool = False
+    early_stopping_min_epochs: int = 10
+    early_stopping_patience: int = 5
+    early_stopping_tolerance: float = 0.0
+    checkpoint_frequency: Optional[int] = None
+    num_workers: Optional[int] = None
+    seed: int = 0
+    freeze_pattern: Optional[str] = None
+
+
+class Evaluator(abc.ABC):
+    """Accumulates validation results over the whole set, then aggregates."""
+
+    @abc.abstractmethod
+    def update(self, outputs: Any, batch: Any) -> None:
+        """Add one batch of model outputs and its targets."""
+
+    @abc.abstractmethod
+    def compute(self) -> dict[str, float]:
+        """Metric name (e.g. 'validation:accuracy') to value over everything seen."""
+
+    def state(self) -> list[Any]:
+        """Picklable accumulated state, gathered across ranks in distributed runs."""
+        return []
+
+    def merge(self, states: list[list[Any]]) -> None:
+        """Merge other ranks' states into this one."""
+
+
+class Predictor(abc.ABC):
+    """A loaded model ready to serve: decode -> preprocess -> batch -> infer -> encode."""
+
+    #: response content types, the first is the default for Accept */* or none
+    response_types: tuple[str, ...] = ("application/json",)
+
+    @abc.abstractmethod
+    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
+        """A fixed-size CHW float tensor for batching, and per-request facts (original size, ...)."""
+
+    @abc.abstractmethod
+    def predict_batch(self, batch: torch.Tensor) -> list[Any]:
+        """Run the model on a batch; one CPU result per item."""
+
+    @abc.abstractmethod
+    def encode(self, result: Any, meta: dict[str, Any], accept: str) -> bytes:
+        """Encode one result in the given response content type (one of response_types)."""
+
+
+class Task(abc.ABC):
+    """One algorithm: schema, data, model, loss, metrics, artifact and serving."""
+
+    name: str = ""
+    #: the HPO objective metric, e.g. 'validation:accuracy'
+    objective_metric: str = ""
+    #: every metric the engine may log for this task, besides train:loss and validation:loss
+    metric_names: tuple[str, ...] = ()
+    #: which direction is better for the objective
+    objective_type: str = "Maximize"
+
+    @abc.abstractmethod
+    def schema(self) -> Schema:
+        """The hyperparameter schema (built-in names, defaults, ranges)."""
+
+    @abc.abstractmethod
+    def train_settings(self, hp: HyperParameters) -> TrainSettings:
+        """Engine settings derived from the hyperparameters."""
+
+    @abc.abstractmethod
+    def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
+        """Read the channels into datasets; raise DataError with the file name on bad data."""
+
+    @abc.abstractmethod
+    def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path]) -> torch.nn.Module:
+        """The network; with use_pretrained_model, weights come from smcv.pretrained (channels or baked in)."""
+
+    @abc.abstractmethod
+    def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
+        """Forward one training batch and return the scalar loss."""
+
+    @abc.abstractmethod
+    def new_evaluator(self, hp: HyperParameters, data: PreparedData) -> Evaluator:
+        """A fresh validation accumulator."""
+
+    @abc.abstractmethod
+    def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device, evaluator: Evaluator) -> torch.Tensor:
+        """Forward one validation batch, update the evaluator, return the batch loss."""
+
+    @abc.abstractmethod
+    def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
+        """Task facts serving needs: architecture, input size, normalisation, classes, thresholds."""
+
+    def extra_metric_lines(self, metrics: dict[str, float]) -> list[str]:
+        """Additional log lines in the built-in algorithm's own format (for existing log parsers)."""
+        return []
+
+    @abc.abstractmethod
+    def build_predictor(self, manifest: dict[str, Any], state_dict: dict[str, torch.Tensor], device: torch.device) -> Predictor:
+        """Rebuild the network from the manifest alone and wrap it for serving."""

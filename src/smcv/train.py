@@ -1,0 +1,154 @@
+"""The algorithm program: config -> task -> data -> fit -> artifact, inside one error funnel.
+
+Run as `python -m smcv.train` (or `smcv train`); paths come from $SAGEMAKER_BASE_DIR (default /opt/ml) and
+the task from $SMCV_TASK (default classification).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from smcv import artifact
+from smcv.channels import canonical_config, discover_channels
+from smcv.contract import ENV_TASK, Paths, read_hyperparameters, read_input_data_config, read_resource_config, write_failure, write_success
+from smcv.engine import distributed as dist_utils
+from smcv.engine.launch import maybe_relaunch
+from smcv.engine.loop import Trainer
+from smcv.engine.signals import StopRequest
+from smcv.errors import ConfigError, UserError
+from smcv.pretrained import extract_model_tar, load_matching
+from smcv.tasks import get_task
+
+log = logging.getLogger("smcv.train")
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+
+
+def configure_logging() -> None:
+    """Log lines to stdout (SageMaker sends them to CloudWatch), one format everywhere."""
+    level = os.environ.get("SMCV_LOG_LEVEL", "INFO").upper()
+    prefix = f"[rank {dist_utils.rank()}] " if dist_utils.is_distributed() else ""
+    logging.basicConfig(stream=sys.stdout, level=level, force=True,
+                        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s")
+
+
+def emit(line: str) -> None:
+    """Print a metric or status line immediately."""
+    print(line, flush=True)
+
+
+def pick_device(instance_type: str) -> torch.device:
+    """cuda:LOCAL_RANK when CUDA works, else CPU; a GPU instance without CUDA is an error."""
+    if torch.cuda.is_available():
+        device = torch.device("cuda", dist_utils.local_rank())
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        return device
+    if instance_type.startswith(("ml.p", "ml.g")):
+        raise ConfigError(f"instance type {instance_type} has GPUs but CUDA is not available in the container; "
+                          "check the NVIDIA driver / container runtime")
+    return torch.device("cpu")
+
+
+def init_from_model_channel(task_name: str, model: torch.nn.Module, channels: dict[str, Path]) -> None:
+    """Incremental training: start from an smcv model artifact given in the `model` channel."""
+    folder = channels.get("model")
+    if folder is None or not folder.is_dir():
+        return
+    if not (folder / artifact.MANIFEST_FILE).exists():
+        extracted = extract_model_tar(folder)
+        if extracted is None:
+            return
+        folder = extracted
+    manifest = artifact.load_manifest(folder)
+    if manifest.get("task") != task_name:
+        raise ConfigError(f"the 'model' channel holds a {manifest.get('task')} model; this is a {task_name} job")
+    load_matching(model, artifact.load_state_dict(folder), source="the 'model' channel")
+    log.info("incremental training: initialised from the model channel (%s)", manifest.get("architecture"))
+
+
+def run(paths: Paths, stop: StopRequest) -> int:
+    """Train one job; returns the exit code."""
+    task = get_task(os.environ.get(ENV_TASK, "classification"))
+    hp = task.schema().resolve(read_hyperparameters(paths))
+    settings = task.train_settings(hp)
+    resources = read_resource_config(paths)
+    device = pick_device(resources.instance_type)
+    dist_utils.init(device)
+    torch.manual_seed(settings.seed + dist_utils.rank())
+    if dist_utils.is_main():
+        log.info("task %s on %s (torch %s, CUDA %s, %d process(es)); hyperparameters: %s", task.name, device,
+                 torch.__version__, torch.version.cuda, dist_utils.world_size(), json.dumps(hp, default=list, sort_keys=True))
+    channel_config = canonical_config(read_input_data_config(paths))
+    channels = discover_channels(paths, channel_config)
+    data = task.prepare_data(hp, channels, channel_config)
+    model = task.build_model(hp, data, channels)
+    init_from_model_channel(task.name, model, channels)
+    snapshots = paths.model_dir / "snapshots"
+    trainer = Trainer(task, hp, settings, data, model, device, paths.checkpoint_dir, stop,
+                      on_snapshot=lambda epoch, state: artifact.atomic_torch_save(
+                          {k: v.detach().cpu() for k, v in state.items()}, snapshots / f"epoch-{epoch:04d}.pt"),
+                      emit=emit)
+    result = trainer.fit()
+    if dist_utils.is_main():
+        manifest = {"task": task.name, "class_names": data.class_names, "hyperparameters": dict(hp),
+                    "selected_epoch": result.selected_epoch, "epochs_completed": result.epochs_completed,
+                    "metrics": result.metrics, **task.manifest_fields(hp, data)}
+        artifact.save_artifact(paths.model_dir, result.state_dict, manifest)
+        paths.output_data_dir.mkdir(parents=True, exist_ok=True)
+        (paths.output_data_dir / "metrics.json").write_text(json.dumps(result.history, indent=1))
+        log.info("model saved to %s (epoch %d of %d completed)", paths.model_dir, result.selected_epoch, result.epochs_completed)
+        if not result.stopped_by_signal:
+            write_success(paths)
+    return 0
+
+
+def failure_message(exc: BaseException) -> str:
+    """A one-line cause; errors re-raised from DataLoader workers keep only the original message."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        text = lines[-1].split(": ", 1)[-1] if lines else text
+        if not text.startswith(exc.category if isinstance(exc, UserError) else ""):
+            text = f"{getattr(exc, 'category', 'Error')}: {text}"
+    return text
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point: exit 0 on success or a clean stop, 2 on a user error, 1 on an internal error."""
+    configure_logging()
+    paths = Paths.from_env()
+    stop = StopRequest().install()
+    try:
+        relaunched = maybe_relaunch(paths)
+        if relaunched is not None:
+            if relaunched != 0 and not paths.failure_file.exists():
+                write_failure(paths, f"InternalError: a training process exited with code {relaunched}; see the log")
+            return relaunched
+        return run(paths, stop)
+    except UserError as exc:
+        message = failure_message(exc)
+        log.error("%s", message)
+        write_failure(paths, message)
+        return EXIT_USER_ERROR
+    except Exception as exc:
+        log.error("internal error:\n%s", traceback.format_exc())
+        write_failure(paths, f"InternalError: {type(exc).__name__}: {exc}. The training log has the traceback; "
+                             "please report it with the log")
+        return EXIT_INTERNAL_ERROR
+    finally:
+        dist_utils.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
