@@ -108,6 +108,8 @@ def _to_bool(param: Param, value: Any, raw: Any) -> bool:
         return True
     if text in _FALSE:
         return False
+    if text in ("1.0", "0.0"):
+        return text == "1.0"
     raise _invalid(param, raw)
 
 
