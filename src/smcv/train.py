@@ -89,8 +89,9 @@ def run(paths: Paths, stop: StopRequest) -> int:
     if dist_utils.is_main():
         log.info("task %s on %s (torch %s, CUDA %s, %d process(es)); hyperparameters: %s", task.name, device,
                  torch.__version__, torch.version.cuda, dist_utils.world_size(), json.dumps(hp, default=list, sort_keys=True))
-    channel_config = canonical_config(read_input_data_config(paths))
-    channels = discover_channels(paths, channel_config)
+    raw_channel_config = read_input_data_config(paths)
+    channels = discover_channels(paths, raw_channel_config)
+    channel_config = canonical_config(raw_channel_config)
     data = task.prepare_data(hp, channels, channel_config)
     model = task.build_model(hp, data, channels)
     init_from_model_channel(task.name, model, channels)

@@ -1,0 +1,172 @@
+"""Content types in and out: request image decoding, Accept negotiation, custom attributes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from PIL import Image
+
+from smcv.errors import HTTPError, UserError
+
+#: request content types that carry one encoded image (JPEG or PNG bytes; octet-stream is sniffed)
+IMAGE_REQUEST_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
+
+#: the default response type when set and offered by the task (SageMaker inference-toolkit convention)
+ENV_DEFAULT_ACCEPT = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+
+#: MIME parameters that never distinguish one response type from another
+_INSIGNIFICANT_PARAMS = frozenset({"q", "charset"})
+
+
+@dataclass(frozen=True)
+class MediaType:
+    """A parsed media type: lower-case type/subtype, significant parameters and the q-value."""
+
+    type: str
+    subtype: str
+    params: tuple[tuple[str, str], ...] = ()
+    q: float = 1.0
+
+    @property
+    def essence(self) -> str:
+        return f"{self.type}/{self.subtype}"
+
+    def specificity(self) -> int:
+        """0 for */*, 1 for type/*, 2 for type/subtype, 3 when parameters are given too."""
+        if self.type == "*":
+            return 0
+        if self.subtype == "*":
+            return 1
+        return 3 if self.params else 2
+
+    def matches(self, offered: "MediaType") -> bool:
+        """Whether this (Accept) range covers an offered type; exact ranges must match its parameters too."""
+        if self.type == "*":
+            return not self.params or self.params == offered.params
+        if self.type != offered.type:
+            return False
+        if self.subtype == "*":
+            return not self.params or self.params == offered.params
+        return self.subtype == offered.subtype and self.params == offered.params
+
+
+def parse_media_type(value: str) -> MediaType:
+    """Parse 'type/subtype; a=b; q=0.5' leniently; raises ValueError when there is no type/subtype."""
+    head, *raw_params = value.split(";")
+    essence = head.strip().lower()
+    if essence == "*":
+        essence = "*/*"
+    kind, sep, subtype = essence.partition("/")
+    if not sep or not kind or not subtype:
+        raise ValueError(f"not a media type: {value!r}")
+    params, q = [], 1.0
+    for raw in raw_params:
+        name, _, val = raw.partition("=")
+        name, val = name.strip().lower(), val.strip().strip('"')
+        if not name:
+            continue
+        if name == "q":
+            q = _parse_q(val)
+        elif name not in _INSIGNIFICANT_PARAMS:
+            params.append((name, val.lower()))
+    return MediaType(kind, subtype, tuple(sorted(params)), q)
+
+
+def _parse_q(value: str) -> float:
+    try:
+        return min(max(float(value), 0.0), 1.0)
+    except ValueError:
+        return 1.0
+
+
+def request_image_type(content_type: Optional[str]) -> str:
+    """The request media type without parameters; 415 unless it is an image type the server decodes."""
+    essence = (content_type or "").split(";", 1)[0].strip().lower()
+    if essence not in IMAGE_REQUEST_TYPES:
+        shown = essence or "none"
+        raise HTTPError(415, f"unsupported Content-Type {shown!r}; send the image bytes with one of the supported types",
+                        supported=list(IMAGE_REQUEST_TYPES))
+    return essence
+
+
+def negotiate(accept: Optional[str], offered: Sequence[str], default: Optional[str] = None) -> str:
+    """The offered response type that best satisfies an Accept header; 406 when none does."""
+    if not offered:
+        raise HTTPError(500, "the model offers no response content type")
+    order = _preference_order(offered, default)
+    if accept is None or not accept.strip():
+        return order[0]
+    ranges = []
+    for position, part in enumerate(p for p in accept.split(",") if p.strip()):
+        try:
+            ranges.append((position, parse_media_type(part)))
+        except ValueError:
+            continue  # a malformed entry is ignored, as browsers and proxies do
+    best, best_key = None, None
+    for rank, candidate in enumerate(order):
+        key = _score(parse_media_type(candidate), ranges, rank)
+        if key is not None and (best_key is None or key > best_key):
+            best, best_key = candidate, key
+    if best is None:
+        raise HTTPError(406, f"cannot answer in any type the Accept header {accept!r} allows; ask for one of the offered types",
+                        supported=list(offered))
+    return best
+
+
+def _preference_order(offered: Sequence[str], default: Optional[str]) -> list[str]:
+    """Offered types with the default first: the explicit one, else $SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, else the task's."""
+    order = list(offered)
+    for wanted in (default, os.environ.get(ENV_DEFAULT_ACCEPT)):
+        if not wanted:
+            continue
+        try:
+            target = parse_media_type(wanted)
+        except ValueError:
+            continue
+        for candidate in order:
+            if parse_media_type(candidate) == target:
+                order.remove(candidate)
+                return [candidate, *order]
+    return order
+
+
+def _score(candidate: MediaType, ranges: list[tuple[int, MediaType]], rank: int) -> Optional[tuple]:
+    """Sort key for one offered type: q of its most specific matching range, then specificity, Accept order, our order."""
+    matching = [(r.specificity(), -pos, r.q) for pos, r in ranges if r.matches(candidate)]
+    if not matching:
+        return None
+    specificity, neg_pos, q = max(matching)
+    if q <= 0.0:
+        return None
+    return (q, specificity, neg_pos, -rank)
+
+
+def decode_request_image(data: bytes, content_type: str, mode: Optional[str] = "RGB") -> Image.Image:
+    """Decode a request body into a PIL image in the given mode; 400 with the reason when it is not an image."""
+    from smcv.data.images import decode_image, sniff_image_type
+
+    if not data:
+        raise HTTPError(400, "the request body is empty; send the encoded image bytes (JPEG or PNG)")
+    kind = sniff_image_type(data)
+    if content_type == "application/octet-stream" and kind is None:
+        raise HTTPError(400, f"the request body ({len(data)} bytes) is not a recognised image (no JPEG/PNG signature); "
+                             "send the encoded image bytes", content_type=content_type)
+    try:
+        return decode_image(data, "request body", mode=mode)
+    except (UserError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise HTTPError(400, f"the request body ({len(data)} bytes, {kind or 'unknown format'}) cannot be decoded "
+                             "as an image; send valid JPEG or PNG bytes", content_type=content_type,
+                        detail=str(exc.__cause__ or exc.__context__ or exc)) from exc
+
+
+def parse_custom_attributes(value: Optional[str]) -> dict[str, str]:
+    """Parse X-Amzn-SageMaker-Custom-Attributes 'a=1; b=2, flag' into a dict (flags map to 'true')."""
+    result: dict[str, str] = {}
+    for part in (value or "").replace(",", ";").split(";"):
+        name, sep, val = part.partition("=")
+        name = name.strip().lower()
+        if name:
+            result[name] = val.strip() if sep else "true"
+    return result

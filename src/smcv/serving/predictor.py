@@ -1,0 +1,226 @@
+"""The model holder of one worker: loads the task predictor in the background, warms it up, runs requests."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any, Optional
+
+from PIL import Image
+
+from smcv.errors import HTTPError, UserError
+from smcv.serving import codecs
+
+logger = logging.getLogger("smcv.serving")
+
+ENV_DEVICE = "SMCV_DEVICE"
+ENV_MAX_BATCH_SIZE = "SMCV_MAX_BATCH_SIZE"
+ENV_MAX_BATCH_DELAY_MS = "SMCV_MAX_BATCH_DELAY_MS"
+ENV_WORKER_INDEX = "SMCV_WORKER_INDEX"
+
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MAX_DELAY_MS = 5.0
+
+
+def env_number(names: str | tuple[str, ...], default: float, kind: type = float) -> Any:
+    """The first set variable of names parsed as a non-negative number, else the default; bad values are errors."""
+    for name in (names,) if isinstance(names, str) else names:
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            value = kind(float(raw)) if kind is int else kind(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r} is not a number; unset it or give a positive {kind.__name__}") from None
+        if value < 0:
+            raise ValueError(f"{name}={raw!r} must not be negative")
+        return value
+    return default
+
+
+def model_timeout_s() -> float:
+    """The per-request deadline from SAGEMAKER_MODEL_SERVER_TIMEOUT / MODEL_SERVER_TIMEOUT (default 60 s)."""
+    from smcv.contract import ENV_TIMEOUT
+
+    return env_number(ENV_TIMEOUT, DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S
+
+
+def pick_device(worker_index: int = 0) -> Any:
+    """$SMCV_DEVICE when set ('cuda' alone means GPU worker_index mod n), else GPU worker_index mod n, else CPU."""
+    import torch
+
+    wanted = os.environ.get(ENV_DEVICE, "").strip().lower()
+    if wanted and wanted != "cuda":
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        return torch.device("cuda", worker_index % torch.cuda.device_count())
+    if wanted == "cuda":
+        raise RuntimeError(f"{ENV_DEVICE}=cuda but no CUDA device is visible; unset it or run on a GPU instance")
+    return torch.device("cpu")
+
+
+def default_max_batch_size(device: Any) -> int:
+    """$SMCV_MAX_BATCH_SIZE, else 8 on GPU (amortises kernel launches) and 4 on CPU (cores are already busy)."""
+    return max(1, env_number(ENV_MAX_BATCH_SIZE, 8 if device.type == "cuda" else 4, int))
+
+
+class ModelHolder:
+    """Owns one worker's model: background load, warm-up, readiness and batched inference."""
+
+    def __init__(self, model_dir: Path, device: Optional[str] = None, *, worker_index: Optional[int] = None,
+                 max_batch_size: Optional[int] = None, max_delay_ms: Optional[float] = None,
+                 timeout_s: Optional[float] = None) -> None:
+        self.model_dir = Path(model_dir)
+        self.worker_index = int(os.environ.get(ENV_WORKER_INDEX, "0")) if worker_index is None else worker_index
+        self._device_request = device
+        self._max_batch_size = max_batch_size
+        self.max_delay_s = (env_number(ENV_MAX_BATCH_DELAY_MS, DEFAULT_MAX_DELAY_MS) if max_delay_ms is None
+                            else max_delay_ms) / 1000.0
+        self.timeout_s = model_timeout_s() if timeout_s is None else timeout_s
+        self.device: Any = None
+        self.task_name: Optional[str] = None
+        self.predictor: Any = None
+        self.batcher: Any = None  # a smcv.serving.batching.Batcher once loaded
+        self.error: Optional[str] = None
+        self._ready = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def ready(self) -> bool:
+        """True once the model is loaded and one warm-up forward has run."""
+        return self._ready.is_set()
+
+    @property
+    def max_batch_size(self) -> int:
+        """The batch limit: explicit, else from the environment and the device (CPU assumed before load)."""
+        if self.batcher is not None:
+            return self.batcher.max_batch_size
+        if self._max_batch_size is not None:
+            return self._max_batch_size
+        import torch
+
+        return default_max_batch_size(self.device or torch.device("cpu"))
+
+    @property
+    def response_types(self) -> tuple[str, ...]:
+        return tuple(self.check_ready().response_types)
+
+    def start(self) -> "ModelHolder":
+        """Load the model in a background thread (call in the worker, after fork)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.load, name="smcv-model-loader", daemon=True)
+            self._thread.start()
+        return self
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the model is ready or failed; True when ready."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.ready
+
+    def load(self) -> None:
+        """Load, warm up and start batching; a failure is logged once and kept in .error."""
+        try:
+            self._load()
+        except BaseException as exc:  # noqa: BLE001 - any failure must reach /ping, not kill the worker
+            self.error = _describe(exc)
+            self.close()
+            logger.error("model failed to load from %s (worker %d): %s", self.model_dir, self.worker_index,
+                         self.error, exc_info=not isinstance(exc, UserError))
+
+    def _load(self) -> None:
+        from smcv.artifact import load_manifest, load_state_dict
+        from smcv.serving.batching import Batcher
+        from smcv.tasks import get_task
+
+        started = time.monotonic()
+        manifest = load_manifest(self.model_dir)
+        if "task" not in manifest:
+            raise UserError(f"{self.model_dir / 'manifest.json'} names no 'task'; it must come from an smcv training job")
+        self.task_name = str(manifest["task"])
+        self.device = pick_device(self.worker_index) if self._device_request is None else _as_device(self._device_request)
+        state = load_state_dict(self.model_dir)
+        self.predictor = get_task(self.task_name).build_predictor(manifest, state, self.device)
+        batch_size = self._max_batch_size or default_max_batch_size(self.device)
+        self.batcher = Batcher(self._run_batch, batch_size, self.max_delay_s,
+                               name=f"smcv-batcher-{self.worker_index}").start()
+        logger.info("model loaded in %.2f s (task=%s, device=%s, worker=%d, max_batch_size=%d, max_delay_ms=%g)",
+                    time.monotonic() - started, self.task_name, self.device, self.worker_index, batch_size,
+                    self.max_delay_s * 1000)
+        self._warm_up()
+        self._ready.set()
+
+    def _warm_up(self) -> None:
+        """One forward at batch size 1 and one at the full batch size, through preprocess and encode."""
+        import torch
+
+        started = time.monotonic()
+        tensor, meta = self.predictor.preprocess(Image.new(self.image_mode, (64, 64)))
+        for size in sorted({1, self.batcher.max_batch_size}):
+            with torch.inference_mode():
+                results = self._run_batch(torch.stack([tensor] * size))
+        self.predictor.encode(results[0], {**meta, "custom_attributes": None}, self.predictor.response_types[0])
+        logger.info("warm-up done in %.2f s", time.monotonic() - started)
+
+    def _run_batch(self, batch: Any) -> list[Any]:
+        return self.predictor.predict_batch(batch.to(self.device, non_blocking=True))
+
+    @property
+    def image_mode(self) -> str:
+        """The PIL mode the predictor wants (attribute image_mode, default RGB)."""
+        return getattr(self.predictor, "image_mode", "RGB")
+
+    def check_ready(self) -> Any:
+        """The task predictor; HTTP 500 when loading failed, 503 while it is still loading."""
+        if self.error is not None:
+            raise HTTPError(500, f"the model failed to load: {self.error}")
+        if not self.ready:
+            raise HTTPError(503, "the model is still loading; retry when GET /ping returns 200")
+        return self.predictor
+
+    def response_type(self, accept: Optional[str]) -> str:
+        """The negotiated response content type for an Accept header (406 when none fits)."""
+        return codecs.negotiate(accept, self.response_types)
+
+    def infer(self, image: Image.Image, accept: Optional[str], custom_attributes: Optional[str] = None) -> tuple[bytes, str]:
+        """Preprocess, batch, predict and encode one image; returns (body, content type)."""
+        predictor = self.check_ready()
+        content_type = self.response_type(accept)
+        try:
+            tensor, meta = predictor.preprocess(image)
+        except UserError as exc:
+            raise HTTPError(400, f"cannot use this image: {exc}") from exc
+        future = self.batcher.submit(tensor)
+        try:
+            result = future.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            future.cancel()
+            raise HTTPError(503, f"inference did not finish within {self.timeout_s:g} s; the worker is overloaded; "
+                                 "retry, add instances, or raise SAGEMAKER_MODEL_SERVER_TIMEOUT",
+                            timeout_s=self.timeout_s) from None
+        except Exception as exc:  # the batching thread has logged the traceback once for the whole batch
+            raise HTTPError(500, f"inference failed: {_describe(exc)[:300]}") from exc
+        body = predictor.encode(result, {**meta, "custom_attributes": custom_attributes}, content_type)
+        return body, content_type
+
+    def close(self) -> None:
+        """Stop the batching thread."""
+        if self.batcher is not None:
+            self.batcher.stop(timeout=5)
+
+
+def _as_device(value: Any) -> Any:
+    import torch
+
+    return value if isinstance(value, torch.device) else torch.device(str(value))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, UserError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

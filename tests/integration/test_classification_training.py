@@ -1,0 +1,172 @@
+"""Classification end to end over a fake /opt/ml: input formats, failures, pretrained weights, artifact."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from smcv import artifact
+from smcv.data.lst import LstEntry, write_lst
+from smcv.data.recordio import MAGIC, IRHeader, RecordWriter, iter_records, pack
+from smcv.local_predict import predict_file
+from smcv.train import main as train_main
+from tests.conftest import TINY_CLASSIFICATION, write_class_folders, write_image
+
+pytestmark = pytest.mark.integration
+
+
+def run_training(opt_ml, **overrides) -> int:
+    opt_ml.configure({**TINY_CLASSIFICATION, **overrides})
+    return train_main()
+
+
+def assert_trained(opt_ml, classes=2):
+    manifest = artifact.load_manifest(opt_ml.model_dir)
+    state = artifact.load_state_dict(opt_ml.model_dir)
+    assert manifest["task"] == "classification" and manifest["num_classes"] == classes
+    assert "fc.weight" in state and state["fc.weight"].shape[0] == classes
+    assert (opt_ml.base / "output" / "success").exists() and not opt_ml.failure
+    return manifest
+
+
+def test_class_folders_grey_rgb_rgba_png_jpeg(opt_ml):
+    write_class_folders(opt_ml.channel("train"), 4, mode="L")
+    write_image(opt_ml.channel("train") / "normal" / "rgb.jpg", 50, mode="RGB")
+    write_image(opt_ml.channel("train") / "pneumonia" / "rgba.png", 200, mode="RGBA")
+    write_class_folders(opt_ml.channel("validation"), 2, mode="RGB", suffix=".jpg")
+    assert run_training(opt_ml, image_shape="3,16,16") == 0
+    manifest = assert_trained(opt_ml)
+    assert manifest["class_names"] == ["normal", "pneumonia"]
+    assert manifest["data"]["train_format"] == "folders" and manifest["data"]["train_samples"] == 10
+    metrics = json.loads((opt_ml.base / "output" / "data" / "metrics.json").read_text())
+    assert [m["epoch"] for m in metrics] == [1, 2] and "validation:accuracy" in metrics[-1]
+
+
+def test_lst_channels_layout(opt_ml):
+    for split in ("train", "validation"):
+        images = write_class_folders(opt_ml.channel(split) / "img", 3)
+        entries = [LstEntry(i, (float("pneumonia" in str(p)),), str(p.relative_to(opt_ml.channel(split))))
+                   for i, p in enumerate(images)]
+        write_lst(opt_ml.channel(f"{split}_lst") / f"{split}.lst", entries)
+    assert run_training(opt_ml) == 0
+    manifest = assert_trained(opt_ml)
+    assert manifest["data"]["train_format"] == "lst" and manifest["class_names"] == ["0", "1"]
+
+
+def png_with_magic(value: int, header_len: int) -> bytes:
+    """A valid PNG carrying the RecordIO magic word at a 4-byte-aligned offset of the record payload."""
+    buf = io.BytesIO()
+    Image.new("L", (16, 16), value).save(buf, format="PNG")
+    png = buf.getvalue()
+    insert_at = 33  # after the signature (8) and the IHDR chunk (25)
+    data_offset = header_len + insert_at + 8
+    pad = (-data_offset) % 4
+    data = b"\0" * pad + struct.pack("<I", MAGIC) + b"smcv"
+    chunk = struct.pack(">I", len(data)) + b"smCv" + data + struct.pack(">I", zlib.crc32(b"smCv" + data))
+    return png[:insert_at] + chunk + png[insert_at:]
+
+
+def test_recordio_with_split_records(opt_ml):
+    for split in ("train", "validation"):
+        rec = opt_ml.channel(split) / f"{split}.rec"
+        with RecordWriter(rec, rec.with_suffix(".idx")) as writer:
+            for i in range(8):
+                label = i % 2
+                writer.write(pack(IRHeader(0, float(label), i, 0), png_with_magic(50 + 150 * label, 24)), key=i)
+        raw = rec.read_bytes()
+        records = list(iter_records(io.BytesIO(raw)))
+        assert len(records) == 8
+        # each record was split in two parts (two framing headers); the payload's own magic is re-inserted on read
+        assert raw.count(struct.pack("<I", MAGIC)) == 16
+        assert all(struct.pack("<I", MAGIC) in record for record in records)
+        assert any((struct.unpack_from("<I", raw, o + 4)[0] >> 29) == 1 for o in range(0, len(raw) - 8, 4)
+                   if struct.unpack_from("<I", raw, o)[0] == MAGIC)
+    opt_ml.configure({**TINY_CLASSIFICATION, "num_training_samples": 8},
+                     {"train": {"ContentType": "application/x-recordio", "TrainingInputMode": "File"},
+                      "validation": {"ContentType": "application/x-recordio", "TrainingInputMode": "File"}})
+    assert train_main() == 0
+    assert assert_trained(opt_ml)["data"]["train_format"] == "recordio"
+
+
+def test_training_channel_alias_and_prediction(opt_ml, tmp_path):
+    write_class_folders(opt_ml.channel("training"), 4)
+    assert run_training(opt_ml) == 0
+    assert_trained(opt_ml)
+    body, ctype = predict_file(opt_ml.model_dir, opt_ml.channel("training") / "normal" / "0.png")
+    probs = json.loads(body)
+    assert ctype == "application/json" and len(probs) == 2 and sum(probs) == pytest.approx(1.0, abs=1e-5)
+    body, _ = predict_file(opt_ml.model_dir, opt_ml.channel("training") / "normal" / "0.png", "application/jsonlines")
+    assert json.loads(body)["prediction"] == pytest.approx(probs)
+
+
+@pytest.mark.parametrize("setup, fragment", [
+    ("missing", "the 'train' channel is missing"),
+    ("empty", "channel 'train'"),
+    ("corrupt", "bad.png"),
+    ("classes", "num_classes"),
+])
+def test_failure_file_for_bad_data(opt_ml, setup, fragment):
+    if setup == "empty":
+        opt_ml.channel("train")
+    elif setup == "corrupt":
+        write_class_folders(opt_ml.channel("train"), 2)
+        (opt_ml.channel("train") / "normal" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    elif setup == "classes":
+        write_class_folders(opt_ml.channel("train"), 2, classes=("a", "b", "c"))
+    elif setup == "missing":
+        opt_ml.channel("validation")
+        write_class_folders(opt_ml.channel("validation"), 1)
+    assert run_training(opt_ml) == 2
+    failure = opt_ml.failure
+    assert fragment in failure and failure.startswith("DataError: ") and "Traceback" not in failure
+    assert len(failure.strip().splitlines()) == 1
+    assert not (opt_ml.model_dir / "model.pt").exists()
+
+
+def test_failure_file_for_bad_hyperparameter(opt_ml):
+    write_class_folders(opt_ml.channel("train"), 2)
+    assert run_training(opt_ml, augmentation_type="flip") == 2
+    assert "'augmentation_type'" in opt_ml.failure and "'crop_color'" in opt_ml.failure
+
+
+def test_pretrained_weights_from_a_channel(opt_ml, capsys):
+    write_class_folders(opt_ml.channel("train"), 3)
+    assert run_training(opt_ml) == 0
+    own = artifact.load_state_dict(opt_ml.model_dir)
+    pretrained = opt_ml.channel("pretrained")
+    reference = {k: v for k, v in own.items()}
+    torch.save({**reference, "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}, pretrained / "resnet18.pth")
+    for leftover in ("model", "checkpoints"):
+        for f in (opt_ml.base / leftover).glob("*"):
+            f.unlink()
+    capsys.readouterr()
+    assert run_training(opt_ml, use_pretrained_model=1, epochs=1, learning_rate=1e-9, optimizer="sgd") == 0
+    assert "loaded 120/122 tensors from resnet18.pth; 2 left initialised" in capsys.readouterr().out
+    after = artifact.load_state_dict(opt_ml.model_dir)
+    torch.testing.assert_close(after["layer1.0.conv1.weight"], own["layer1.0.conv1.weight"])
+
+
+def test_pretrained_requested_but_missing(opt_ml):
+    write_class_folders(opt_ml.channel("train"), 2)
+    assert run_training(opt_ml, use_pretrained_model=1) == 2
+    assert "'pretrained' input channel" in opt_ml.failure and "use_pretrained_model=0" in opt_ml.failure
+
+
+def test_incremental_training_from_model_channel(opt_ml, capsys):
+    write_class_folders(opt_ml.channel("train"), 3)
+    assert run_training(opt_ml) == 0
+    model_channel = opt_ml.channel("model")
+    for name in ("model.pt", "manifest.json"):
+        (model_channel / name).write_bytes((opt_ml.model_dir / name).read_bytes())
+    capsys.readouterr()
+    for f in opt_ml.checkpoint_dir.glob("*"):
+        f.unlink()
+    assert run_training(opt_ml, epochs=1) == 0
+    assert "initialised from the model channel" in capsys.readouterr().out

@@ -1,0 +1,92 @@
+"""Engine pieces: LR schedules, early stopping, checkpoints, metric lines, optimizers."""
+
+import re
+
+import pytest
+import torch
+
+from smcv.engine.checkpoint import list_checkpoints, load_latest, save_checkpoint
+from smcv.engine.early_stopping import EarlyStopping
+from smcv.engine.metrics_log import format_metric_line, metric_definitions
+from smcv.engine.optim import build_optimizer, lr_factor, trainable_parameters
+from smcv.errors import ConfigError
+from smcv.tasks.base import TrainSettings
+
+
+def settings(**kw):
+    base = dict(epochs=10, batch_size=4, learning_rate=0.1)
+    base.update(kw)
+    return TrainSettings(**base)
+
+
+def test_step_schedule_multiplies_at_each_listed_epoch():
+    s = settings(lr_scheduler_step=(3, 6), lr_scheduler_factor=0.1)
+    assert [round(lr_factor(s, e), 6) for e in (0, 2.9, 3, 5.5, 6, 9)] == [1, 1, 0.1, 0.1, 0.01, 0.01]
+
+
+def test_poly_and_cosine_schedules_end_at_zero():
+    assert lr_factor(settings(lr_scheduler="poly"), 10) == 0
+    assert lr_factor(settings(lr_scheduler="cosine"), 5) == pytest.approx(0.5)
+    with pytest.raises(ConfigError, match="unknown lr_scheduler"):
+        lr_factor(settings(lr_scheduler="linear"), 1)
+
+
+def test_early_stopping_uses_relative_gain_after_min_epochs():
+    es = EarlyStopping(min_epochs=3, patience=2, tolerance=0.1)
+    decisions = [es.update(epoch, value) for epoch, value in enumerate([0.5, 0.6, 0.62, 0.63, 0.64], start=1)]
+    # 0.6 is +20% (improved), 0.62 and 0.63 are < +10% of 0.6: two epochs without gain -> stop at epoch 4
+    assert decisions == [False, False, False, True, True]
+
+
+def test_early_stopping_waits_for_min_epochs():
+    es = EarlyStopping(min_epochs=5, patience=1, tolerance=0.0)
+    assert [es.update(e, 0.5) for e in range(1, 6)] == [False, False, False, False, True]
+
+
+def test_checkpoints_keep_the_newest_two_and_skip_corrupt_ones(tmp_path):
+    for epoch in (1, 2, 3):
+        save_checkpoint(tmp_path, {"epoch": epoch}, epoch)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-epoch0002.pt", "checkpoint-epoch0003.pt"]
+    (tmp_path / "checkpoint-epoch0004.pt").write_bytes(b"truncated by SIGKILL")
+    assert load_latest(tmp_path)["epoch"] == 3
+
+
+def test_partial_checkpoint_sorts_after_complete_one(tmp_path):
+    save_checkpoint(tmp_path, {"epoch": 2, "partial": False}, 2)
+    save_checkpoint(tmp_path, {"epoch": 2, "partial": True}, 2, partial=True)
+    assert load_latest(tmp_path)["partial"] is True
+
+
+def test_metric_line_and_definitions_agree():
+    line = format_metric_line(3, {"train:loss": 0.25, "validation:accuracy": 0.8125, "validation:mAP": float("nan")})
+    assert line == "#metrics epoch=3; train:loss=0.25; validation:accuracy=0.8125;"
+    assert "\t" not in line
+    defs = {d["Name"]: d["Regex"] for d in metric_definitions(["validation:accuracy"])}
+    assert re.search(defs["validation:accuracy"], line).group(1) == "0.8125"
+    assert re.search(defs["train:loss"], line).group(1) == "0.25"
+    assert re.search(defs["validation:loss"], line) is None
+
+
+def test_metric_regex_reads_exponents():
+    line = format_metric_line(1, {"train:loss": 1.5e-7})
+    assert float(re.search(metric_definitions([])[0]["Regex"], line).group(1)) == pytest.approx(1.5e-7)
+
+
+@pytest.mark.parametrize("name, cls", [("sgd", torch.optim.SGD), ("nag", torch.optim.SGD), ("adam", torch.optim.Adam),
+                                       ("rmsprop", torch.optim.RMSprop), ("adadelta", torch.optim.Adadelta),
+                                       ("adagrad", torch.optim.Adagrad)])
+def test_optimizers(name, cls):
+    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), settings(optimizer=name))
+    assert isinstance(opt, cls)
+    if name == "nag":
+        assert opt.param_groups[0]["nesterov"] is True
+
+
+def test_freeze_pattern_freezes_matching_parameters():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    params = trainable_parameters(model, r"^0\.")
+    assert len(params) == 2 and not model[0].weight.requires_grad and model[1].weight.requires_grad
+    with pytest.raises(ConfigError, match="not a valid regular expression"):
+        trainable_parameters(model, "([")
+    with pytest.raises(ConfigError, match="froze every layer"):
+        trainable_parameters(torch.nn.Linear(2, 2), ".*")

@@ -1,0 +1,83 @@
+"""A tiny stand-in task for serving tests: the 'model' returns each image's per-channel mean."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from smcv.tasks.base import Predictor
+
+TASK_NAME = "fake"
+TASK_ENTRY = "smcv_fake_task:FakeTask"
+
+
+class FakePredictor(Predictor):
+    """Per-channel means; a pure red image is poison (predict_batch raises); records batch sizes."""
+
+    response_types = ("application/json", "application/json;annotation=1", "text/csv")
+
+    def __init__(self, manifest: dict[str, Any], device: torch.device) -> None:
+        self.size = int(manifest.get("input_size", 8))
+        self.delay_s = float(manifest.get("delay_s", 0.0))
+        self.device = device
+        self.batch_sizes: list[int] = []
+        self.lock = threading.Lock()
+
+    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
+        array = np.asarray(image.convert("RGB").resize((self.size, self.size)), dtype=np.float32) / 255.0
+        return torch.from_numpy(array).permute(2, 0, 1).contiguous(), {"width": image.width, "height": image.height}
+
+    def predict_batch(self, batch: torch.Tensor) -> list[Any]:
+        with self.lock:
+            self.batch_sizes.append(int(batch.shape[0]))
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        means = batch.mean(dim=(2, 3))
+        if any(m[0] > 0.99 and m[1] < 0.01 and m[2] < 0.01 for m in means.tolist()):
+            raise RuntimeError("poison image in batch")
+        return [m.cpu().tolist() for m in means]
+
+    def encode(self, result: Any, meta: dict[str, Any], accept: str) -> bytes:
+        if accept == "text/csv":
+            return (",".join(f"{v:.4f}" for v in result) + "\n").encode()
+        body: dict[str, Any] = {"mean": result}
+        if accept.endswith("annotation=1"):
+            body["annotation"] = {"width": meta["width"], "height": meta["height"]}
+        if meta.get("custom_attributes"):
+            body["custom_attributes"] = meta["custom_attributes"]
+        return json.dumps(body).encode()
+
+
+class FakeTask:
+    """Only what serving uses of a task: build_predictor."""
+
+    def build_predictor(self, manifest: dict[str, Any], state_dict: dict[str, torch.Tensor], device: torch.device) -> FakePredictor:
+        if manifest.get("fail"):
+            raise RuntimeError("fake model refuses to load: " + str(manifest["fail"]))
+        if "weight" not in state_dict:
+            raise RuntimeError("state dict lacks 'weight'")
+        return FakePredictor(manifest, device)
+
+
+def write_model(model_dir: Path, **manifest: Any) -> Path:
+    """Write manifest.json and model.pt for the fake task."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "manifest.json").write_text(json.dumps({"task": TASK_NAME, **manifest}))
+    torch.save({"weight": torch.zeros(1)}, model_dir / "model.pt")
+    return model_dir
+
+
+def image_bytes(color: tuple[int, int, int] = (10, 20, 30), size: tuple[int, int] = (16, 12), fmt: str = "PNG") -> bytes:
+    """An encoded solid-colour image."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format=fmt)
+    return buffer.getvalue()

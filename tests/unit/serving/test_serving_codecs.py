@@ -1,0 +1,131 @@
+"""Content types: request image types, decoding errors, Accept negotiation, custom attributes."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from smcv.errors import HTTPError
+from smcv.serving import codecs
+
+DETECTION = ("application/json", "application/json;annotation=1")
+
+
+def encoded(fmt: str, mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (5, 4), 128).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("image/jpeg", "image/jpeg"),
+    ("image/png", "image/png"),
+    ("application/x-image", "application/x-image"),
+    ("application/octet-stream", "application/octet-stream"),
+    ("IMAGE/JPEG; charset=binary", "image/jpeg"),
+    (" application/x-image ;foo=bar", "application/x-image"),
+])
+def test_request_types_are_accepted_without_parameters(header, expected):
+    assert codecs.request_image_type(header) == expected
+
+
+@pytest.mark.parametrize("header", ["text/csv", "application/json", "", None, "image"])
+def test_unknown_request_type_is_415_listing_supported(header):
+    with pytest.raises(HTTPError) as info:
+        codecs.request_image_type(header)
+    assert info.value.status == 415
+    assert info.value.to_json()["supported"] == list(codecs.IMAGE_REQUEST_TYPES)
+
+
+@pytest.mark.parametrize("content_type", codecs.IMAGE_REQUEST_TYPES)
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_decode_every_type(content_type, fmt):
+    image = codecs.decode_request_image(encoded(fmt), content_type)
+    assert image.size == (5, 4) and image.mode == "RGB"
+
+
+def test_decode_grayscale_png_to_rgb_and_keeps_mode_when_asked():
+    assert codecs.decode_request_image(encoded("PNG", "L"), "image/png").mode == "RGB"
+    assert codecs.decode_request_image(encoded("PNG", "L"), "image/png", mode="L").mode == "L"
+
+
+@pytest.mark.parametrize("data, content_type", [
+    (b"", "image/jpeg"),
+    (b"not an image at all", "application/octet-stream"),
+    (b"not an image at all", "image/png"),
+    (encoded("PNG")[:30], "image/png"),  # truncated
+])
+def test_bad_bodies_are_400(data, content_type):
+    with pytest.raises(HTTPError) as info:
+        codecs.decode_request_image(data, content_type)
+    assert info.value.status == 400
+    assert info.value.message
+
+
+def test_decode_error_names_the_cause():
+    with pytest.raises(HTTPError) as info:
+        codecs.decode_request_image(b"\x89PNG\r\n\x1a\n" + b"x" * 20, "application/octet-stream")
+    body = info.value.to_json()
+    assert body["status"] == 400 and "image/png" in body["error"] and body["detail"]
+
+
+@pytest.mark.parametrize("accept, expected", [
+    (None, "application/json"),
+    ("", "application/json"),
+    ("*/*", "application/json"),
+    ("*", "application/json"),
+    ("application/*", "application/json"),
+    ("application/json", "application/json"),
+    ("application/json; charset=utf-8", "application/json"),
+    ("application/json;annotation=1", "application/json;annotation=1"),
+    ("application/json; annotation=1; q=0.9", "application/json;annotation=1"),
+    ("application/json;q=0.5, application/json;annotation=1", "application/json;annotation=1"),
+    ("application/json;annotation=1;q=0.2, application/json;q=0.8", "application/json"),
+    ("application/json;annotation=1;q=0, */*", "application/json"),
+    ("text/html, */*;q=0.1", "application/json"),
+    ("garbage, application/json", "application/json"),
+])
+def test_negotiation_with_significant_parameters(accept, expected):
+    assert codecs.negotiate(accept, DETECTION) == expected
+
+
+def test_plain_json_never_picks_the_annotation_form():
+    assert codecs.negotiate("application/json", ("application/json;annotation=1", "application/json")) == "application/json"
+    with pytest.raises(HTTPError) as info:
+        codecs.negotiate("application/json", ("application/json;annotation=1",))
+    assert info.value.status == 406
+
+
+@pytest.mark.parametrize("accept", ["text/csv", "image/*", "application/json;annotation=2", "application/json;q=0",
+                                    "*/*;q=0"])
+def test_unsatisfiable_accept_is_406_listing_offered(accept):
+    with pytest.raises(HTTPError) as info:
+        codecs.negotiate(accept, DETECTION)
+    assert info.value.status == 406
+    assert info.value.to_json()["supported"] == list(DETECTION)
+
+
+def test_q_values_and_client_order():
+    offered = ("image/png", "application/json")
+    assert codecs.negotiate("application/json;q=0.9, image/png;q=0.8", offered) == "application/json"
+    assert codecs.negotiate("application/json, image/png", offered) == "application/json"
+    assert codecs.negotiate("image/*;q=0.3, */*;q=0.5", offered) == "application/json"
+    assert codecs.negotiate("*/*", offered) == "image/png"
+
+
+def test_default_accept_from_environment(monkeypatch):
+    offered = ("image/png", "application/json")
+    monkeypatch.setenv(codecs.ENV_DEFAULT_ACCEPT, "application/json")
+    assert codecs.negotiate(None, offered) == "application/json"
+    assert codecs.negotiate("*/*", offered) == "application/json"
+    assert codecs.negotiate("image/png", offered) == "image/png"
+    monkeypatch.setenv(codecs.ENV_DEFAULT_ACCEPT, "text/csv")  # not offered: ignored
+    assert codecs.negotiate(None, offered) == "image/png"
+
+
+def test_custom_attributes():
+    assert codecs.parse_custom_attributes(None) == {}
+    assert codecs.parse_custom_attributes("top_k=3; Class_Names, gradcam=0") == {
+        "top_k": "3", "class_names": "true", "gradcam": "0"}
