@@ -24,6 +24,7 @@ class ClassificationPredictor(Predictor):
     def __init__(self, model: torch.nn.Module, transform, mode: str, multi_label: bool, class_names: list[str],
                  device: torch.device) -> None:
         self.model, self.transform, self.mode = model.eval(), transform, mode
+        self.image_mode = mode
         self.multi_label, self.class_names, self.device = multi_label, class_names, device
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:

@@ -80,6 +80,8 @@ class Predictor(abc.ABC):
 
     #: response content types, the first is the default for Accept */* or none
     response_types: tuple[str, ...] = ("application/json",)
+    #: PIL mode the server decodes request images to ("RGB", "L", ...)
+    image_mode: str = "RGB"
 
     @abc.abstractmethod
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
