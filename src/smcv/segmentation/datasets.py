@@ -1,0 +1,157 @@
+"""Training and validation datasets: decode, check and transform (image, mask) pairs from any source."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from smcv.errors import ConfigError, DataError
+from smcv.segmentation.masks import LabelMap, MaskDecoder, decide_binary_255, raw_values, read_label_map
+from smcv.segmentation.sources import PairSource, find_manifests, folder_pairs, manifest_pairs, record_pairs
+
+log = logging.getLogger(__name__)
+
+SAMPLE_MASKS = 16  # masks read at start-up to decide binary_mask_255=auto
+CHECK_PAIRS = 4  # pairs fully decoded and checked at start-up, per split
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """(uint8 CHW image, uint8 HW mask) pairs after the paired transform."""
+
+    def __init__(self, source: PairSource, decoder: MaskDecoder, transform: Optional[Callable]) -> None:
+        self.source, self.decoder, self.transform = source, decoder, transform
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoded image and class-id mask at their stored size, checked against each other."""
+        from torchvision import tv_tensors
+        from torchvision.transforms.v2 import functional as F
+
+        from smcv.data.images import decode_image
+
+        image_bytes, mask_bytes, image_name, mask_name = self.source.get(i)
+        image = decode_image(image_bytes, image_name, "RGB")
+        mask = self.decoder.decode(mask_bytes, mask_name)
+        if mask.shape != (image.height, image.width):
+            raise DataError(f"{mask_name}: the mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image {image_name} "
+                            f"is {image.width}x{image.height}; a mask must have exactly its image's size")
+        return tv_tensors.Image(F.pil_to_tensor(image)), tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(mask)))
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self.load(i)
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+
+
+def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack images (B,3,H,W uint8) and masks (B,H,W uint8)."""
+    images, masks = zip(*batch)
+    return torch.stack(images), torch.stack(masks)
+
+
+@dataclass
+class Split:
+    """One split's pairs and label map."""
+
+    name: str
+    source: PairSource
+    label_map: LabelMap
+    color_map: Optional[dict[int, int]]
+    class_names: dict[int, str]
+
+
+def _label_map_for(split: str, channels: dict[str, Path]) -> tuple[LabelMap, Optional[dict[int, int]], dict[int, str]]:
+    """The split's file in the label_map channel (validation falls back to train's; a lone .json serves both)."""
+    folder = channels.get("label_map")
+    if folder is None or not folder.is_dir():
+        return LabelMap(), None, {}
+    files = sorted(p for p in folder.rglob("*.json") if p.is_file())
+    for wanted in (f"{split}_label_map.json", "train_label_map.json", "label_map.json"):
+        for path in files:
+            if path.name == wanted:
+                return read_label_map(path)
+    if len(files) == 1:
+        return read_label_map(files[0])
+    if files:
+        raise DataError(f"the label_map channel holds {', '.join(p.name for p in files)}; name them "
+                        f"train_label_map.json and validation_label_map.json")
+    return LabelMap(), None, {}
+
+
+def _source(split: str, channels: dict[str, Path], channel_config: dict[str, dict], mask_attribute: Optional[str]) -> PairSource:
+    from smcv.data.pipe import is_pipe_mode
+
+    if is_pipe_mode(channel_config.get(split, {})):
+        from smcv.contract import Paths
+        from smcv.data.spool import spool_pipe_channel
+
+        return record_pairs(spool_pipe_channel(Paths.from_env(), split), split)
+    folder = channels[split]
+    annotation = channels.get(f"{split}_annotation")
+    if annotation is not None and annotation.is_dir():
+        return folder_pairs(folder, annotation, split)
+    manifests = find_manifests(folder)
+    if len(manifests) == 1:
+        return manifest_pairs(manifests[0], [folder, *[p for p in channels.values() if p != folder]], mask_attribute)
+    if len(manifests) > 1:
+        raise DataError(f"the {split} channel holds several manifests ({', '.join(p.name for p in manifests)}); keep one")
+    raise DataError(f"the {split} channel has no '{split}_annotation' channel beside it and no augmented manifest; "
+                    f"give images in '{split}' with same-named PNG masks in '{split}_annotation', or a Ground Truth "
+                    f"manifest (.manifest/.jsonl) with source-ref and a '-ref' mask attribute")
+
+
+def read_split(split: str, channels: dict[str, Path], channel_config: dict[str, dict], mask_attribute: Optional[str]) -> Split:
+    """Find one split's pairs and label map."""
+    source = _source(split, channels, channel_config, mask_attribute)
+    label_map, colors, names = _label_map_for(split, channels)
+    if source.color_map:
+        colors, names = source.color_map, {**names, **source.class_names}
+    return Split(split, source, label_map, colors, names)
+
+
+def sample_raw_masks(source: PairSource, count: int = SAMPLE_MASKS) -> list[np.ndarray]:
+    """Stored values of up to `count` masks spread over the source."""
+    if len(source) == 0:
+        return []
+    picks = sorted(set(np.linspace(0, len(source) - 1, num=min(count, len(source))).astype(int).tolist()))
+    return [raw_values(*source.mask_bytes(i)) for i in picks]
+
+
+def make_decoder(split: Split, num_classes: int, binary_255: bool) -> MaskDecoder:
+    """The split's mask decoder."""
+    if split.color_map and binary_255:
+        raise ConfigError("binary_mask_255=true cannot be combined with a colour map; set binary_mask_255=auto or false")
+    return MaskDecoder(num_classes, split.label_map, split.color_map, binary_255 and not split.color_map)
+
+
+def check_pairs(dataset: SegmentationDataset, count: int = CHECK_PAIRS) -> None:
+    """Decode a few pairs now so bad data fails before training starts."""
+    for i in range(min(count, len(dataset))):
+        dataset.load(i)
+
+
+def binary_255(setting: str, num_classes: int, train: Split) -> bool:
+    """Resolve binary_mask_255 from the train split's masks."""
+    if setting == "auto" and (train.color_map or train.label_map != LabelMap()):
+        return False
+    samples = sample_raw_masks(train.source) if setting == "auto" and num_classes == 2 else []
+    return decide_binary_255(setting, num_classes, samples, has_map=False)
+
+
+def class_names(num_classes: int, names: dict[int, str]) -> list[str]:
+    """One name per class id: from a colour map where known, else the id."""
+    return [names.get(i, str(i)) for i in range(num_classes)]
+
+
+def describe(split: Split, dataset: SegmentationDataset) -> dict[str, Any]:
+    """Facts about a split for the manifest."""
+    return {"format": split.source.kind, "samples": len(dataset), "color_map": bool(split.color_map),
+            "label_map": split.label_map.describe()}

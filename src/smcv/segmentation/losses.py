@@ -1,0 +1,54 @@
+"""The training loss: a weighted sum of softmax focal loss and soft dice loss, pixels labelled 255 ignored."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as nnf
+
+from smcv.segmentation.params import IGNORE_INDEX
+
+DICE_SMOOTH = 1.0
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float, valid: torch.Tensor) -> torch.Tensor:
+    """Mean over labelled pixels of -(1 - p_t)^gamma log p_t (softmax focal loss; gamma 0 is cross-entropy)."""
+    ce = nnf.cross_entropy(logits, target, ignore_index=IGNORE_INDEX, reduction="none")
+    if not valid.any():
+        return logits.sum() * 0.0
+    ce = ce[valid]
+    if gamma == 0:
+        return ce.mean()
+    p_t = torch.exp(-ce)
+    return ((1.0 - p_t).clamp(min=0) ** gamma * ce).mean()
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """1 - soft dice over the batch: the foreground class when there are 2 classes, else the mean over the classes
+    present in the target."""
+    num_classes = logits.shape[1]
+    probs = torch.softmax(logits, dim=1) * valid.unsqueeze(1)
+    onehot = nnf.one_hot(torch.where(valid, target, 0), num_classes).permute(0, 3, 1, 2).to(probs.dtype)
+    onehot = onehot * valid.unsqueeze(1)
+    dims = (0, 2, 3)
+    intersection = (probs * onehot).sum(dims)
+    cardinality = probs.sum(dims) + onehot.sum(dims)
+    dice = (2.0 * intersection + DICE_SMOOTH) / (cardinality + DICE_SMOOTH)
+    if num_classes == 2:
+        return 1.0 - dice[1]
+    present = onehot.sum(dims) > 0
+    if not present.any():
+        return logits.sum() * 0.0
+    return 1.0 - dice[present].mean()
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, focal_weight: float, dice_weight: float,
+                      gamma: float = 2.0) -> torch.Tensor:
+    """focal_weight * focal + dice_weight * dice, computed in float32 (logits B,C,H,W; target B,H,W int64)."""
+    logits = logits.float()
+    valid = target != IGNORE_INDEX
+    loss = logits.new_zeros(())
+    if focal_weight:
+        loss = loss + focal_weight * focal_loss(logits, target, gamma, valid)
+    if dice_weight:
+        loss = loss + dice_weight * dice_loss(logits, target, valid)
+    return loss

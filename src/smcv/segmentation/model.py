@@ -1,0 +1,94 @@
+"""The network: a segmentation-models-pytorch UNet (or PSPNet/DeepLabV3) built without downloads, and its weights."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from smcv.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+UNET_DECODER_CHANNELS = (256, 128, 64, 32, 16)
+#: ImageNet statistics the encoders were pretrained with (RGB, 0-1 scale)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _smp() -> Any:
+    try:
+        import segmentation_models_pytorch as smp
+    except ImportError as exc:  # pragma: no cover - depends on the image
+        raise ConfigError("the segmentation task needs segmentation-models-pytorch; install smcv[segmentation]") from exc
+    return smp
+
+
+def check_encoder(name: str) -> None:
+    """Raise ConfigError unless smp knows the encoder name."""
+    names = _smp().encoders.get_encoder_names()
+    if name not in names and not name.startswith("tu-"):
+        close = [n for n in names if name.replace("-", "").lower() in n.replace("-", "").lower()][:8]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"encoder_name {name!r} is not a segmentation-models-pytorch encoder{hint}; use e.g. "
+                          f"resnet34, resnet50, efficientnet-b0, or 'tu-<timm model>'")
+
+
+def network_spec(arch: str, encoder: str, depth: int, num_classes: int) -> dict[str, Any]:
+    """Everything needed to rebuild the network, as stored in the manifest."""
+    from smcv.segmentation.params import effective_depth
+
+    depth = effective_depth(arch, depth)
+    spec: dict[str, Any] = {"architecture": arch, "encoder_name": encoder, "encoder_depth": depth,
+                            "num_classes": num_classes}
+    if arch == "unet":
+        spec["decoder_channels"] = list(UNET_DECODER_CHANNELS[-depth:])
+    return spec
+
+
+def build_network(spec: dict[str, Any]) -> torch.nn.Module:
+    """The smp model for a spec, with random weights (encoder_weights=None: nothing is downloaded)."""
+    smp = _smp()
+    arch, encoder, classes = spec["architecture"], spec["encoder_name"], int(spec["num_classes"])
+    check_encoder(encoder)
+    if arch == "unet":
+        return smp.Unet(encoder_name=encoder, encoder_depth=int(spec["encoder_depth"]), encoder_weights=None,
+                        decoder_channels=tuple(spec["decoder_channels"]), classes=classes)
+    if arch == "pspnet":
+        return smp.PSPNet(encoder_name=encoder, encoder_weights=None, classes=classes)
+    if arch == "deeplabv3":
+        return smp.DeepLabV3(encoder_name=encoder, encoder_weights=None, classes=classes)
+    raise ConfigError(f"unknown segmentation architecture {arch!r} in the manifest; retrain with this smcv version")
+
+
+def holds_model_artifact(folder: Path) -> bool:
+    """Whether a `model` channel holds an smcv artifact (manifest.json, or a model.tar.gz) for incremental training."""
+    from smcv.artifact import MANIFEST_FILE
+
+    return folder.is_dir() and ((folder / MANIFEST_FILE).is_file() or any(folder.glob("*.tar.gz")))
+
+
+def load_initial_weights(model: torch.nn.Module, encoder: str, use_pretrained: bool, channels: dict[str, Path]) -> str:
+    """ImageNet encoder weights (pretrained channel or baked in); return where the start weights come from.
+
+    With an smcv artifact in the `model` channel nothing is loaded here: smcv.train initialises the whole network
+    from it (incremental training), so no ImageNet file is needed.
+    """
+    from smcv.pretrained import load_matching, read_state_dict, require_pretrained
+
+    if "model" in channels and holds_model_artifact(channels["model"]):
+        return "the model channel (incremental training)"
+    if not use_pretrained:
+        return "random initialisation"
+    names = [encoder, encoder.replace("-", "_"), encoder.replace("tu-", "")]
+    path = require_pretrained(names, channels, f"the {encoder} encoder")
+    state = read_state_dict(path)
+    load_matching(model.encoder, state, strip_prefixes=("module.", "encoder."), source=path.name)
+    return path.name
+
+
+def convert_syncbn(model: torch.nn.Module) -> torch.nn.Module:
+    """BatchNorm layers as SyncBatchNorm (same parameter names, so the state_dict does not change)."""
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -1,0 +1,131 @@
+"""Serving: image in; class-id PNG, RecordIO-protobuf probabilities or JSON out, at the request image's size."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from smcv.errors import HTTPError
+from smcv.tasks.base import Predictor
+
+PNG = "image/png"
+RECORDIO_PROTOBUF = "application/x-recordio-protobuf"
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+JSON_PROBABILITIES = "application/json;probabilities=1"
+RESPONSE_TYPES = (PNG, RECORDIO_PROTOBUF, PROTOBUF, JSON, JSON_PROBABILITIES)
+#: the longest side of the probability maps in the JSON response
+JSON_PROBABILITY_SIDE = 64
+
+
+def palette() -> list[int]:
+    """A 256-colour palette (PASCAL VOC's bit pattern) so indexed masks are viewable; index 255 is white."""
+    colors = []
+    for index in range(256):
+        r = g = b = 0
+        cid = index
+        for shift in range(7, -1, -1):
+            r |= ((cid >> 0) & 1) << shift
+            g |= ((cid >> 1) & 1) << shift
+            b |= ((cid >> 2) & 1) << shift
+            cid >>= 3
+        colors += [r, g, b]
+    colors[255 * 3:] = [255, 255, 255]
+    return colors
+
+
+def class_ids(probs: torch.Tensor) -> np.ndarray:
+    """argmax over classes as an HxW uint8 array (torch's argmax over dim 0 is slow on CPU; ties go to the lower id)."""
+    if probs.shape[0] == 2:
+        return (probs[1] > probs[0]).numpy().astype(np.uint8)
+    return np.argmax(probs.numpy(), axis=0).astype(np.uint8)
+
+
+class SegmentationPredictor(Predictor):
+    """Letterbox or resize to the trained input, run the network, map the probabilities back to the input size."""
+
+    response_types = RESPONSE_TYPES
+    image_mode = "RGB"
+
+    def __init__(self, model: torch.nn.Module, geometry: dict[str, Any], mean: tuple[float, ...],
+                 std: tuple[float, ...], class_names: list[str], device: torch.device) -> None:
+        self.model, self.device = model.eval(), device
+        self.mode, self.size = geometry["mode"], int(geometry["size"])
+        self.mean, self.std, self.class_names = tuple(mean), tuple(std), class_names
+        self._palette = palette()
+
+    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
+        from torchvision.transforms.v2 import functional as F
+
+        from smcv.segmentation.transforms import letterbox_size, normalize
+
+        tensor = F.pil_to_tensor(image.convert("RGB"))
+        if self.mode == "resize":
+            content = (self.size, self.size)
+        else:
+            content = letterbox_size(image.height, image.width, self.size)
+        tensor = F.resize(tensor, list(content), antialias=True)
+        tensor = F.pad(tensor, [0, 0, self.size - content[1], self.size - content[0]], fill=0)
+        return normalize(tensor, self.mean, self.std), {"width": image.width, "height": image.height, "content": content}
+
+    def predict_batch(self, batch: torch.Tensor) -> list[Any]:
+        if self.device.type == "cuda":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            probs = torch.softmax(self.model(batch).float(), dim=1)
+        return list(probs.cpu())
+
+    def probabilities(self, result: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
+        """Class probabilities (C, H, W) at the request image's size."""
+        height, width = meta["content"]
+        probs = result[:, :height, :width].unsqueeze(0)
+        probs = torch.nn.functional.interpolate(probs, size=(meta["height"], meta["width"]), mode="bilinear",
+                                                align_corners=False)
+        return probs[0]
+
+    def encode(self, result: torch.Tensor, meta: dict[str, Any], accept: str) -> bytes:
+        from smcv.segmentation.protobuf import probabilities_response
+
+        probs = self.probabilities(result, meta)
+        if accept in (RECORDIO_PROTOBUF, PROTOBUF):
+            return probabilities_response(probs.numpy())
+        labels = class_ids(probs)
+        if accept == PNG:
+            return self._png(labels)
+        if accept in (JSON, JSON_PROBABILITIES):
+            return json.dumps(self._json(labels, result, meta, accept == JSON_PROBABILITIES)).encode()
+        raise HTTPError(406, f"unsupported Accept {accept!r}", supported=list(RESPONSE_TYPES))
+
+    def _png(self, labels: np.ndarray) -> bytes:
+        img = Image.frombytes("P", (labels.shape[1], labels.shape[0]), np.ascontiguousarray(labels).tobytes())
+        img.putpalette(self._palette)
+        out = io.BytesIO()
+        img.save(out, format="PNG")
+        return out.getvalue()
+
+    def _json(self, labels: np.ndarray, result: torch.Tensor, meta: dict[str, Any], with_probs: bool) -> dict[str, Any]:
+        counts = np.bincount(labels.ravel(), minlength=len(self.class_names) or int(result.shape[0]))
+        body: dict[str, Any] = {
+            "shape": [int(meta["height"]), int(meta["width"])],
+            "class_counts": {str(i): int(n) for i, n in enumerate(counts) if n},
+            "classes": self.class_names or [str(i) for i in range(result.shape[0])],
+        }
+        if with_probs:
+            small = self._small_probabilities(result, meta)
+            body["probabilities_shape"] = list(small.shape)
+            body["probabilities"] = [[[round(float(v), 4) for v in row] for row in plane] for plane in small]
+        return body
+
+    def _small_probabilities(self, result: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
+        """The probability maps resized so the longer side is at most JSON_PROBABILITY_SIDE, aspect kept."""
+        height, width = int(meta["height"]), int(meta["width"])
+        scale = min(1.0, JSON_PROBABILITY_SIDE / max(height, width))
+        target = (max(1, round(height * scale)), max(1, round(width * scale)))
+        content = result[:, : meta["content"][0], : meta["content"][1]].unsqueeze(0)
+        return torch.nn.functional.interpolate(content, size=target, mode="bilinear", align_corners=False)[0]

@@ -1,0 +1,128 @@
+"""UNet semantic segmentation with the hyperparameters, channels, metrics and responses of SageMaker's built-in
+semantic-segmentation algorithm."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from smcv.config import HyperParameters, Schema
+from smcv.errors import DataError
+from smcv.segmentation import params
+from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator
+from smcv.tasks.base import Evaluator, PreparedData, Predictor, Task, TrainSettings
+
+log = logging.getLogger(__name__)
+
+
+class SegmentationTask(Task):
+    """smp UNet (ResNet34 encoder by default) trained with focal + dice loss; built-in compatible I/O."""
+
+    name = "segmentation"
+    objective_metric = MIOU
+    metric_names = METRIC_NAMES
+
+    def __init__(self) -> None:
+        self._loss_args: dict[str, float] = {"focal_weight": 1.0, "dice_weight": 1.0, "gamma": 2.0}
+
+    def schema(self) -> Schema:
+        return params.segmentation_schema()
+
+    def train_settings(self, hp: HyperParameters) -> TrainSettings:
+        return params.train_settings(hp)
+
+    def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
+        from smcv.segmentation import datasets as ds
+        from smcv.segmentation.transforms import build_transform
+
+        params.check(hp)
+        if "train" not in channels:
+            raise DataError(f"the 'train' channel is missing (channels present: {sorted(channels) or 'none'}); "
+                            "semantic segmentation needs 'train', 'train_annotation', 'validation' and "
+                            "'validation_annotation' (or train/validation augmented manifests)")
+        geometry = params.geometry(hp)
+        train = ds.read_split("train", channels, channel_config, hp.mask_attribute)
+        validation = None
+        if "validation" in channels:
+            validation = ds.read_split("validation", channels, channel_config, hp.mask_attribute)
+        binary = ds.binary_255(hp.binary_mask_255, hp.num_classes, train)
+        train_ds = ds.SegmentationDataset(train.source, ds.make_decoder(train, hp.num_classes, binary),
+                                          build_transform(geometry, True, hp.augment, hp.horizontal_flip))
+        ds.check_pairs(train_ds)
+        val_ds = None
+        if validation is not None:
+            val_ds = ds.SegmentationDataset(validation.source, ds.make_decoder(validation, hp.num_classes, binary),
+                                            build_transform(geometry, False))
+            ds.check_pairs(val_ds)
+        else:
+            log.warning("no validation channel: the metrics %s are not computed and the last epoch's model is kept",
+                        ", ".join(METRIC_NAMES))
+        if hp.num_training_samples is not None and hp.num_training_samples != len(train_ds):
+            log.warning("num_training_samples is %d but the train channel holds %d pairs; using %d",
+                        hp.num_training_samples, len(train_ds), len(train_ds))
+        info = {"train": ds.describe(train, train_ds), "binary_mask_255": binary}
+        if validation is not None and val_ds is not None:
+            info["validation"] = ds.describe(validation, val_ds)
+        names = ds.class_names(hp.num_classes, train.class_names)
+        return PreparedData(train_ds, val_ds, ds.collate, names, info)
+
+    def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path]) -> torch.nn.Module:
+        from smcv.segmentation.model import build_network, convert_syncbn, load_initial_weights, network_spec
+
+        encoder = params.encoder_name(hp)
+        model = build_network(network_spec(params.architecture(hp), encoder, hp.encoder_depth, hp.num_classes))
+        source = load_initial_weights(model, encoder, hp.use_pretrained_model, channels)
+        log.info("segmentation network: %s with %s encoder, weights from %s", params.architecture(hp), encoder, source)
+        self._set_loss(hp)
+        return convert_syncbn(model) if hp.syncbn else model
+
+    def _set_loss(self, hp: HyperParameters) -> None:
+        self._loss_args = {"focal_weight": hp.focal_loss_weight, "dice_weight": hp.dice_loss_weight, "gamma": hp.focal_gamma}
+
+    def _forward(self, model: torch.nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from smcv.segmentation.losses import segmentation_loss
+        from smcv.segmentation.model import IMAGENET_MEAN, IMAGENET_STD
+        from smcv.segmentation.transforms import normalize
+
+        images, masks = batch
+        images = normalize(images.to(device, non_blocking=True), IMAGENET_MEAN, IMAGENET_STD)
+        if device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        masks = masks.to(device, non_blocking=True).long()
+        logits = model(images)
+        return segmentation_loss(logits, masks, **self._loss_args), logits, masks
+
+    def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
+        return self._forward(model, batch, device)[0]
+
+    def new_evaluator(self, hp: HyperParameters, data: PreparedData) -> Evaluator:
+        self._set_loss(hp)
+        return ConfusionEvaluator(hp.num_classes)
+
+    def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device, evaluator: Evaluator) -> torch.Tensor:
+        loss, logits, masks = self._forward(model, batch, device)
+        evaluator.update(logits.argmax(1), masks)
+        return loss
+
+    def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
+        from smcv.segmentation.model import IMAGENET_MEAN, IMAGENET_STD, network_spec
+
+        spec = network_spec(params.architecture(hp), params.encoder_name(hp), hp.encoder_depth, hp.num_classes)
+        return {**spec, "input": params.geometry(hp).as_manifest(), "ignore_index": params.IGNORE_INDEX,
+                "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}, "data": data.info}
+
+    def build_predictor(self, manifest: dict[str, Any], state_dict: dict[str, torch.Tensor], device: torch.device) -> Predictor:
+        from smcv.segmentation.model import build_network
+        from smcv.segmentation.predictor import SegmentationPredictor
+
+        model = build_network(manifest)
+        model.load_state_dict(state_dict)
+        model.to(device)
+        if device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        norm = manifest["normalization"]
+        names = list(manifest.get("class_names") or [])
+        return SegmentationPredictor(model, manifest["input"], norm["mean"], norm["std"], names, device)
