@@ -1,0 +1,1 @@
+"""SSD object detection: labels, readers, datasets, transforms, model, metrics, serving and the converter."""

@@ -1,0 +1,74 @@
+"""The training network: spec from hyperparameters, weights from a previous model or ImageNet, frozen layers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from smcv.config import HyperParameters
+from smcv.detection.model import (SSDDetector, build_detector, count_parameters, detector_spec, freeze_base_network,
+                                  is_caffe_style, load_base_weights, pretrained_names)
+from smcv.errors import ConfigError
+
+log = logging.getLogger(__name__)
+MODEL_CHANNEL = "model"
+
+
+def previous_artifact(channels: dict[str, Path]) -> Optional[tuple[dict[str, Any], dict[str, torch.Tensor]]]:
+    """(manifest, state_dict) of an smcv detection model given in the 'model' channel (incremental training)."""
+    from smcv.artifact import MANIFEST_FILE, MODEL_FILE, load_manifest, load_state_dict
+    from smcv.pretrained import extract_model_tar
+
+    if MODEL_CHANNEL not in channels:
+        return None
+    folder = Path(channels[MODEL_CHANNEL])
+    folder = extract_model_tar(folder) or folder
+    if not (folder / MANIFEST_FILE).is_file() or not (folder / MODEL_FILE).is_file():
+        return None
+    manifest = load_manifest(folder)
+    if manifest.get("task") != "detection" or not isinstance(manifest.get("detector"), dict):
+        raise ConfigError(f"the model channel holds a {manifest.get('task')!r} model; incremental training needs "
+                          f"a model.tar.gz from an smcv object-detection job")
+    return manifest, load_state_dict(folder)
+
+
+def _spec(hp: HyperParameters, weights: Optional[Path], previous: Optional[dict[str, Any]]) -> dict[str, Any]:
+    base = hp.base_network
+    spec = detector_spec(base, hp.image_shape, hp.num_classes, nms_threshold=hp.nms_threshold,
+                         detections_per_image=hp.detections_per_image,
+                         frozen_bn=base == "resnet-50" and weights is not None,
+                         caffe_norm=base == "vgg-16" and weights is not None and is_caffe_style(weights))
+    if previous is not None:
+        if previous["base_network"] != base:
+            raise ConfigError(f"the model channel holds a {previous['base_network']} model but base_network is "
+                              f"{base}; set base_network to {previous['base_network']}")
+        spec.update({k: previous[k] for k in ("mean", "std", "frozen_bn")})
+    return spec
+
+
+def build_training_model(hp: HyperParameters, channels: dict[str, Path]) -> tuple[SSDDetector, dict[str, Any]]:
+    """The SSD to train and the spec that rebuilds it for serving."""
+    from smcv.pretrained import load_matching, require_pretrained
+
+    previous = previous_artifact(channels)
+    weights = None
+    if previous is None and hp.use_pretrained_model:
+        if hp.base_network == "tiny":
+            raise ConfigError("base_network 'tiny' has no pretrained weights; set use_pretrained_model=0")
+        weights = require_pretrained(pretrained_names(hp.base_network), channels, f"the {hp.base_network} base network")
+    spec = _spec(hp, weights, previous[0]["detector"] if previous else None)
+    model = build_detector(spec)
+    if previous is not None:
+        missing = load_matching(model, previous[1], source="the model channel")
+        log.info("incremental training from the model channel; %d tensors re-initialised (e.g. a new class count)",
+                 len(missing))
+    elif weights is not None:
+        load_base_weights(model, weights)
+    if hp.freeze_layer_pattern:
+        freeze_base_network(model, hp.freeze_layer_pattern)
+    log.info("SSD %s at %d px, %d classes: %d trainable parameters", hp.base_network, hp.image_shape,
+             hp.num_classes, count_parameters(model))
+    return model, spec

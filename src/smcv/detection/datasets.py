@@ -1,0 +1,52 @@
+"""The detection Dataset: decode an image, put its boxes in pixels, transform, and collate into fixed-size batches."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from smcv.detection.samples import Sample
+from smcv.detection.transforms import make_target
+
+
+def decode_rgb(data: bytes, source: str) -> torch.Tensor:
+    """A uint8 RGB CHW tensor, EXIF orientation applied (DataError naming the source when undecodable)."""
+    from torchvision.transforms.v2.functional import pil_to_tensor
+
+    from smcv.data.images import decode_image
+
+    return pil_to_tensor(decode_image(data, source, "RGB"))
+
+
+class DetectionDataset(torch.utils.data.Dataset):
+    """Samples with model class ids (0-based, background not included); items are (uint8 image, target)."""
+
+    def __init__(self, samples: Sequence[Sample], label_maps: Sequence[np.ndarray], transform: Callable) -> None:
+        if len(samples) != len(label_maps):
+            raise ValueError("one label array per sample is needed")
+        self.samples, self.label_maps, self.transform = list(samples), list(label_maps), transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        from torchvision import tv_tensors
+
+        sample = self.samples[index]
+        image = decode_rgb(sample.image.read(), sample.source)
+        height, width = image.shape[-2:]
+        boxes = torch.from_numpy(np.asarray(sample.objects.boxes, np.float32).reshape(-1, 4).copy())
+        if sample.normalized:
+            boxes *= torch.tensor([width, height, width, height], dtype=torch.float32)
+        labels = torch.from_numpy(np.asarray(self.label_maps[index], np.int64))
+        difficult = torch.from_numpy(np.asarray(sample.objects.difficult, bool))
+        target = make_target(boxes, labels, difficult, height, width)
+        return self.transform(tv_tensors.Image(image), target)
+
+
+def collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """Stack the equal-size uint8 images; keep one target dict per image."""
+    images = torch.stack([item[0] for item in batch])
+    return images, [item[1] for item in batch]

@@ -1,0 +1,87 @@
+"""Serving: resize to image_shape, detect, and answer in the built-in's formats.
+
+Default (application/json) and application/jsonlines: {"prediction": [[class_id, score, xmin, ymin, xmax, ymax], ...]}
+with class_id a float, coordinates fractions of the original width/height, best score first, no score threshold,
+at most detections_per_image (200) after per-class NMS. application/json;annotation=1: the Ground Truth-like form
+{"image_size": [{"width", "height", "depth"}], "annotations": [{"class_id", "score", "left", "top", "width",
+"height"}]} in pixels of the original image.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+from PIL import Image
+
+from smcv.tasks.base import Predictor
+
+JSON = "application/json"
+JSON_ANNOTATION = "application/json;annotation=1"
+JSONLINES = "application/jsonlines"
+SERVING_SCORE_THRESHOLD = 0.0
+
+
+def _normalise_type(content_type: str) -> str:
+    return ";".join(part.strip().lower() for part in content_type.split(";") if part.strip())
+
+
+class DetectionPredictor(Predictor):
+    """A loaded SSD ready to serve."""
+
+    response_types = (JSON, JSON_ANNOTATION, JSONLINES)
+
+    def __init__(self, model: torch.nn.Module, image_shape: int, device: torch.device) -> None:
+        self.model, self.size, self.device = model, int(image_shape), device
+        self.model.score_thresh = SERVING_SCORE_THRESHOLD
+
+    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Resize (aspect not kept, as in training) to a float CHW tensor in [0, 1]; remember the original size."""
+        from torchvision.transforms.v2 import functional as F
+
+        rgb = image.convert("RGB") if image.mode != "RGB" else image
+        tensor = F.resize(F.pil_to_tensor(rgb), [self.size, self.size], antialias=True)
+        return tensor.float().div_(255.0), {"width": image.width, "height": image.height, "depth": 3}
+
+    @torch.inference_mode()
+    def predict_batch(self, batch: torch.Tensor) -> list[dict[str, list]]:
+        """Detections per image: normalised XYXY boxes, scores, 0-based class ids (best first), on the CPU."""
+        images = batch.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        results = []
+        for det in self.model(images):
+            boxes = (det["boxes"] / self.size).clamp_(0.0, 1.0)
+            results.append({"boxes": boxes.cpu().tolist(), "scores": det["scores"].float().cpu().tolist(),
+                            "labels": det["labels"].cpu().tolist()})
+        return results
+
+    def encode(self, result: dict[str, list], meta: dict[str, Any], accept: str) -> bytes:
+        """The response body for one image in the negotiated content type."""
+        kind = _normalise_type(accept)
+        if kind == JSON_ANNOTATION:
+            return json.dumps(annotation_response(result, meta)).encode()
+        body = json.dumps(prediction_response(result)).encode()
+        return body + b"\n" if kind == JSONLINES else body
+
+
+def prediction_response(result: dict[str, list]) -> dict[str, list]:
+    """The built-in's {"prediction": [[class_id, score, xmin, ymin, xmax, ymax], ...]}."""
+    rows = [[float(label), float(score), *[float(v) for v in box]]
+            for label, score, box in zip(result["labels"], result["scores"], result["boxes"])]
+    rows.sort(key=lambda row: -row[1])
+    return {"prediction": rows}
+
+
+def annotation_response(result: dict[str, list], meta: dict[str, Any]) -> dict[str, list]:
+    """The Ground Truth-like form, boxes in pixels of the original image."""
+    width, height = float(meta["width"]), float(meta["height"])
+    annotations = []
+    for row in prediction_response(result)["prediction"]:
+        label, score, xmin, ymin, xmax, ymax = row
+        left, top = round(xmin * width), round(ymin * height)
+        annotations.append({"class_id": int(label), "score": score, "left": left, "top": top,
+                            "width": round(xmax * width) - left, "height": round(ymax * height) - top})
+    return {"image_size": [{"width": int(meta["width"]), "height": int(meta["height"]), "depth": int(meta.get("depth", 3))}],
+            "annotations": annotations}

@@ -1,0 +1,85 @@
+"""From channels to datasets: read train/validation, agree on class ids across them, wrap them as Datasets."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from smcv.config import HyperParameters
+from smcv.data.pipe import is_pipe_mode
+from smcv.detection.labels import map_class_ids, map_class_names, parse_class_names
+from smcv.detection.samples import ChannelData
+from smcv.errors import ConfigError, DataError
+from smcv.tasks.base import PreparedData
+
+log = logging.getLogger(__name__)
+
+
+def _has_channel(name: str, channels: dict[str, Path], channel_config: dict[str, dict]) -> bool:
+    return name in channels or is_pipe_mode(channel_config.get(name, {}))
+
+
+def resolve_labels(parts: Sequence[ChannelData], num_classes: int,
+                   classes: Optional[list[str]]) -> tuple[list[list[np.ndarray]], list[str], Optional[list[int]]]:
+    """Model class ids per sample for each channel, the class names, and the raw id of each model id if renumbered."""
+    kinds = {p.label_kind for p in parts}
+    if len(kinds) > 1:
+        raise ConfigError("train and validation use different label kinds (Pascal VOC names vs class ids); "
+                          "give both channels in the same format")
+    if kinds == {"name"}:
+        found = {str(n) for p in parts for s in p.samples for n in s.objects.labels}
+        mapping, names = map_class_names(found, classes, num_classes)
+        source_ids = None
+    else:
+        raw = {int(i) for p in parts for s in p.samples for i in s.objects.labels}
+        hints: dict[int, str] = {}
+        for part in reversed(parts):  # train's names win
+            hints.update(part.names)
+        if classes:
+            hints.update(dict(enumerate(classes)))
+        mapping, names = map_class_ids(raw, hints, num_classes)
+        renumbered = any(k != v for k, v in mapping.items())
+        source_ids = [raw_id for raw_id, _ in sorted(mapping.items(), key=lambda kv: kv[1])] if renumbered else None
+    labels = [[np.asarray([mapping[x] for x in s.objects.labels], np.int64) for s in p.samples] for p in parts]
+    return labels, names, source_ids
+
+
+def _check_counts(hp: HyperParameters, train: ChannelData) -> None:
+    if not train.samples:
+        raise DataError(f"the train channel holds no images ({train.data_format}); supply at least one labelled image")
+    if hp.num_training_samples != len(train.samples):
+        log.warning("num_training_samples is %d but the train channel holds %d images; smcv uses the actual count",
+                    hp.num_training_samples, len(train.samples))
+
+
+def prepare_detection_data(hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict],
+                           attribute_names: Optional[list[str]]) -> PreparedData:
+    """Datasets for the engine, with class names and facts for the manifest."""
+    from smcv.detection.datasets import DetectionDataset, collate
+    from smcv.detection.readers import read_channel
+    from smcv.detection.transforms import DetectionTransform
+
+    if not _has_channel("train", channels, channel_config):
+        raise ConfigError("object detection needs a 'train' channel (and usually 'validation'); none was given")
+    parts = [read_channel("train", channels, channel_config, hp.data_format, attribute_names)]
+    if _has_channel("validation", channels, channel_config):
+        parts.append(read_channel("validation", channels, channel_config, hp.data_format, attribute_names))
+    else:
+        log.warning("no 'validation' channel: validation:mAP cannot be computed and the last epoch's model is kept")
+    _check_counts(hp, parts[0])
+    labels, names, source_ids = resolve_labels(parts, hp.num_classes, parse_class_names(hp.classes))
+    train = DetectionDataset(parts[0].samples, labels[0], DetectionTransform(hp.image_shape, hp.augmentation))
+    validation = None
+    if len(parts) > 1:
+        validation = DetectionDataset(parts[1].samples, labels[1], DetectionTransform(hp.image_shape, "none"))
+    info: dict[str, Any] = {
+        "data_format": {p.channel: p.data_format for p in parts},
+        "images": {p.channel: len(p.samples) for p in parts},
+        "empty_images": {p.channel: p.empty_images for p in parts},
+        "dropped_boxes": {p.channel: p.dropped_boxes for p in parts},
+        "source_class_ids": source_ids,
+    }
+    return PreparedData(train, validation, collate_fn=collate, class_names=names, info=info)

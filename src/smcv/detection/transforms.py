@@ -1,0 +1,59 @@
+"""SSD augmentation with torchvision transforms.v2 (boxes move with the image), then resize to image_shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+AUGMENTATIONS = ("ssd", "flip", "none")
+#: zoom-out canvas fill: the ImageNet mean colour, as uint8
+FILL_RGB = (124, 116, 104)
+
+
+def _labels_and_flags(inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """SanitizeBoundingBoxes labels_getter: drop labels and difficult flags together with their boxes."""
+    target = inputs[1]
+    return target["labels"], target["difficult"]
+
+
+class DetectionTransform:
+    """(uint8 image tensor CHW, target with tv_tensors.BoundingBoxes) -> (uint8 size x size image, plain target)."""
+
+    def __init__(self, size: int, augmentation: str = "ssd") -> None:
+        from torchvision.transforms import v2
+
+        if augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, got {augmentation!r}")
+        self.size, self.augmentation = size, augmentation
+        self.photometric = v2.RandomPhotometricDistort(p=0.5)
+        self.zoom_out = v2.RandomZoomOut(fill=list(FILL_RGB), side_range=(1.0, 4.0), p=0.5)
+        self.iou_crop = v2.RandomIoUCrop()
+        self.flip = v2.RandomHorizontalFlip(p=0.5)
+        self.finish = v2.Compose([
+            v2.Resize((size, size), antialias=True),
+            v2.ClampBoundingBoxes(),
+            v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=_labels_and_flags),
+        ])
+
+    def __call__(self, image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self.augmentation == "ssd":
+            image, target = self.zoom_out(image, target)
+            if len(target["labels"]):  # the IoU crop needs boxes to aim at; background images keep their view
+                image, target = self.iou_crop(image, target)
+        if self.augmentation in ("ssd", "flip"):
+            image, target = self.flip(image, target)
+        image, target = self.finish(image, target)
+        if self.augmentation == "ssd":  # per-pixel, so done on the small resized image (several times cheaper)
+            image = self.photometric(image)
+        plain = {"boxes": target["boxes"].as_subclass(torch.Tensor).float(), "labels": target["labels"],
+                 "difficult": target["difficult"]}
+        return image.as_subclass(torch.Tensor).contiguous(), plain
+
+
+def make_target(boxes: torch.Tensor, labels: torch.Tensor, difficult: torch.Tensor, height: int, width: int) -> dict:
+    """A transforms.v2 target: pixel XYXY boxes on the image canvas, labels and difficult flags."""
+    from torchvision import tv_tensors
+
+    return {"boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(height, width)),
+            "labels": labels, "difficult": difficult}

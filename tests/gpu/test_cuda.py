@@ -1,0 +1,51 @@
+"""CUDA checks (run on a GPU machine: pytest tests/gpu): training with BF16 autocast and GPU/CPU prediction parity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from smcv import artifact
+from smcv.train import main as train_main
+from tests.conftest import TINY_CLASSIFICATION, write_class_folders
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+
+def test_training_on_cuda_uses_bf16_and_channels_last(opt_ml, capsys):
+    write_class_folders(opt_ml.channel("train"), 8, mode="RGB")
+    write_class_folders(opt_ml.channel("validation"), 2, mode="RGB")
+    opt_ml.configure({**TINY_CLASSIFICATION, "image_shape": "3,32,32", "epochs": 3})
+    assert train_main() == 0
+    out = capsys.readouterr().out
+    assert "on cuda:0" in out and "#metrics epoch=3;" in out
+    manifest = artifact.load_manifest(opt_ml.model_dir)
+    assert manifest["metrics"]["validation:accuracy"] >= 0.5
+
+
+def test_gpu_and_cpu_predictions_agree(opt_ml):
+    from PIL import Image
+
+    from smcv.tasks.classification import ClassificationTask
+
+    write_class_folders(opt_ml.channel("train"), 4, mode="RGB")
+    opt_ml.configure({**TINY_CLASSIFICATION, "image_shape": "3,32,32", "epochs": 1})
+    assert train_main() == 0
+    manifest, state = artifact.load_manifest(opt_ml.model_dir), artifact.load_state_dict(opt_ml.model_dir)
+    image = Image.new("RGB", (40, 40), (120, 90, 60))
+    outputs = []
+    for device in (torch.device("cpu"), torch.device("cuda")):
+        predictor = ClassificationTask().build_predictor(manifest, state, device)
+        tensor, _ = predictor.preprocess(image)
+        outputs.append(predictor.predict_batch(tensor.unsqueeze(0))[0])
+    assert outputs[0] == pytest.approx(outputs[1], abs=1e-3)
+
+
+def test_precision_choice_on_this_gpu():
+    from smcv.engine.precision import choose_precision
+
+    device = torch.device("cuda")
+    expected = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    assert choose_precision("float32", True, device).dtype == expected
+    assert choose_precision("float16", True, device).needs_scaler
+    assert choose_precision("float32", False, device).dtype is None

@@ -1,0 +1,61 @@
+"""Serving responses: the built-in's JSON, the Ground Truth-like annotation form, JSON Lines; no score threshold."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from smcv.detection.model import build_detector, detector_spec
+from smcv.detection.predictor import annotation_response, prediction_response
+from smcv.tasks.detection import DetectionTask
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    torch.manual_seed(0)
+    spec = detector_spec("tiny", 300, 3, detections_per_image=50)
+    state = build_detector(spec).state_dict()
+    manifest = json.loads(json.dumps({"task": "detection", "detector": spec}))
+    return DetectionTask().build_predictor(manifest, state, torch.device("cpu"))
+
+
+def run(predictor, image, accept):
+    tensor, meta = predictor.preprocess(image)
+    assert tensor.shape == (3, 300, 300) and tensor.dtype == torch.float32
+    result = predictor.predict_batch(torch.stack([tensor, tensor]))[0]
+    return predictor.encode(result, meta, accept)
+
+
+def test_default_json_is_the_builtin_format(predictor):
+    body = json.loads(run(predictor, Image.new("RGB", (160, 90), (90, 120, 30)), "application/json"))
+    rows = body["prediction"]
+    assert list(body) == ["prediction"] and len(rows) == 50  # capped by detections_per_image, no score threshold
+    assert all(len(r) == 6 and isinstance(r[0], float) and r[0] in (0.0, 1.0, 2.0) for r in rows)
+    assert all(0 <= v <= 1 for r in rows for v in r[2:]) and all(r[4] >= r[2] and r[5] >= r[3] for r in rows)
+    scores = [r[1] for r in rows]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_jsonlines_and_annotation_forms(predictor):
+    image = Image.new("L", (200, 100), 128)  # grey input is converted to RGB
+    line = run(predictor, image, "application/jsonlines")
+    assert line.endswith(b"\n") and line.count(b"\n") == 1 and "prediction" in json.loads(line)
+    body = json.loads(run(predictor, image, "application/json; annotation=1"))
+    assert body["image_size"] == [{"width": 200, "height": 100, "depth": 3}]
+    first = body["annotations"][0]
+    assert set(first) == {"class_id", "score", "left", "top", "width", "height"} and isinstance(first["class_id"], int)
+    assert all(0 <= a["left"] <= 200 and 0 <= a["top"] <= 100 for a in body["annotations"])
+
+
+def test_response_conversion_by_hand():
+    result = {"labels": [1, 0], "scores": [0.2, 0.9], "boxes": [[0.5, 0.5, 1.0, 1.0], [0.1, 0.2, 0.3, 0.4]]}
+    assert prediction_response(result) == {"prediction": [[0.0, 0.9, 0.1, 0.2, 0.3, 0.4], [1.0, 0.2, 0.5, 0.5, 1.0, 1.0]]}
+    body = annotation_response(result, {"width": 200, "height": 100, "depth": 3})
+    assert body["annotations"][0] == {"class_id": 0, "score": 0.9, "left": 20, "top": 20, "width": 40, "height": 20}
+
+
+def test_response_types_offered(predictor):
+    assert predictor.response_types == ("application/json", "application/json;annotation=1", "application/jsonlines")
