@@ -38,7 +38,9 @@ def test_gpu_and_cpu_predictions_agree(opt_ml):
         predictor = ClassificationTask().build_predictor(manifest, state, device)
         tensor, _ = predictor.preprocess(image)
         outputs.append(predictor.predict_batch(tensor.unsqueeze(0))[0])
-    assert outputs[0] == pytest.approx(outputs[1], abs=1e-3)
+    # the GPU runs inference under BF16 autocast: about three significant digits
+    assert outputs[0] == pytest.approx(outputs[1], abs=2e-2)
+    assert max(range(2), key=outputs[0].__getitem__) == max(range(2), key=outputs[1].__getitem__)
 
 
 def test_precision_choice_on_this_gpu():

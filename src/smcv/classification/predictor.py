@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -21,9 +22,9 @@ class ClassificationPredictor(Predictor):
 
     response_types = (JSON, JSONLINES, JSON_VERBOSE)
 
-    def __init__(self, model: torch.nn.Module, transform, mode: str, multi_label: bool, class_names: list[str],
-                 device: torch.device) -> None:
-        self.model, self.transform, self.mode = model.eval(), transform, mode
+    def __init__(self, model: torch.nn.Module, transform, normalize, mode: str, multi_label: bool,
+                 class_names: list[str], device: torch.device) -> None:
+        self.model, self.transform, self.normalize, self.mode = model.eval(), transform, normalize, mode
         self.image_mode = mode
         self.multi_label, self.class_names, self.device = multi_label, class_names, device
 
@@ -32,10 +33,10 @@ class ClassificationPredictor(Predictor):
         return tensor, {"width": image.width, "height": image.height}
 
     def predict_batch(self, batch: torch.Tensor) -> list[Any]:
-        batch = batch.to(self.device, non_blocking=True)
+        batch = self.normalize(batch.to(self.device, non_blocking=True))
         if self.device.type == "cuda":
             batch = batch.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
+        with torch.inference_mode(), _autocast(self.device):
             logits = self.model(batch).float()
         probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
         return [row.tolist() for row in probs.cpu()]
@@ -50,3 +51,10 @@ class ClassificationPredictor(Predictor):
                     "top": [{"label": names[i], "class_id": i, "probability": result[i]} for i in order[:5]]}
             return json.dumps(body).encode()
         return json.dumps(result).encode()
+
+
+def _autocast(device: torch.device):
+    """BF16 autocast for inference on GPUs that support it; full precision elsewhere."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

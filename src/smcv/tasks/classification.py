@@ -15,7 +15,7 @@ from smcv.classification.metrics import AccuracyEvaluator
 from smcv.classification.models import NUM_LAYERS, adapt_first_conv, build_resnet
 from smcv.classification.predictor import ClassificationPredictor
 from smcv.classification.sources import FORMATS, check_labels, read_split
-from smcv.classification.transforms import AUGMENTATIONS, eval_transform, normalisation, train_transform
+from smcv.classification.transforms import AUGMENTATIONS, GpuNormalize, eval_transform, normalisation, train_transform
 from smcv.contract import Paths
 from smcv.data.pipe import is_pipe_mode
 from smcv.data.spool import spool_pipe_channel
@@ -124,6 +124,7 @@ class ClassificationTask(Task):
             load_matching(model, state, skip=("fc.",), source=path.name)
         self._pos_weight = data.info.get("pos_weight")
         self._multi_label = hp.multi_label
+        self._normalize = GpuNormalize(*normalisation(hp.image_shape[0]))
         return model
 
     def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -135,7 +136,7 @@ class ClassificationTask(Task):
         return nnf.cross_entropy(logits, targets)
 
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
-        images, targets = _to_device(batch, device)
+        images, targets = _to_device(batch, device, self._normalize)
         return self._loss(model(images), targets)
 
     def new_evaluator(self, hp: HyperParameters, data: PreparedData) -> Evaluator:
@@ -143,7 +144,7 @@ class ClassificationTask(Task):
         return AccuracyEvaluator(hp.multi_label, hp.top_k)
 
     def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device, evaluator: Evaluator) -> torch.Tensor:
-        images, targets = _to_device(batch, device)
+        images, targets = _to_device(batch, device, self._normalize)
         logits = model(images).float()
         evaluator.update(logits, (images, targets))
         return self._loss(logits, targets)
@@ -162,8 +163,10 @@ class ClassificationTask(Task):
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         mode = "L" if shape[0] == 1 else "RGB"
-        return ClassificationPredictor(model, eval_transform(shape, manifest.get("resize")), mode,
-                                       bool(manifest.get("multi_label")), list(manifest.get("class_names") or []), device)
+        norm = manifest.get("normalization") or dict(zip(("mean", "std"), normalisation(shape[0])))
+        return ClassificationPredictor(model, eval_transform(shape, manifest.get("resize")),
+                                       GpuNormalize(norm["mean"], norm["std"]), mode, bool(manifest.get("multi_label")),
+                                       list(manifest.get("class_names") or []), device)
 
 
 def _spool_pipe_channels(channels: dict[str, Path], channel_config: dict[str, dict]) -> dict[str, Path]:
@@ -175,9 +178,10 @@ def _spool_pipe_channels(channels: dict[str, Path], channel_config: dict[str, di
     return channels
 
 
-def _to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _to_device(batch: Any, device: torch.device, normalize: GpuNormalize) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images go to the device as they are and are normalised there."""
     images, targets = batch
-    images = images.to(device, non_blocking=True)
+    images = normalize(images.to(device, non_blocking=True))
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
     return images, targets.to(device, non_blocking=True)
