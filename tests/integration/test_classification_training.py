@@ -6,7 +6,6 @@ import io
 import json
 import struct
 import zlib
-from pathlib import Path
 
 import pytest
 import torch

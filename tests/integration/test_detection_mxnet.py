@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +18,6 @@ from tests.unit.detection.detdata import boxes_of, manifest_channel, scene
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-MAKE_ENV = REPO / "scripts" / "make_mxnet_env.sh"
 
 MX_READ = """
     import json, sys
@@ -38,30 +35,6 @@ MX_READ = """
     print(json.dumps({"labels": labels, "sizes": sizes, "iter_label": batch.label[0].asnumpy().tolist()}))
 """
 
-
-def _works(python: str) -> bool:
-    try:
-        return subprocess.run([python, "-c", "import mxnet"], capture_output=True).returncode == 0
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def mxpython() -> str:
-    """A python interpreter that can import mxnet 1.9.1."""
-    override = os.environ.get("SMCV_MXNET_PYTHON")
-    if override:
-        if not _works(override):
-            pytest.skip(f"SMCV_MXNET_PYTHON={override} cannot import mxnet")
-        return override
-    default = Path.home() / ".cache" / "smcv" / "mxnet-venv" / "bin" / "python"
-    if _works(str(default)):
-        return str(default)
-    proc = subprocess.run(["bash", str(MAKE_ENV)], capture_output=True, text=True)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines or not _works(lines[-1]):
-        pytest.skip(f"could not create the mxnet venv with {MAKE_ENV} (offline?): {proc.stderr.strip()[-500:]}")
-    return lines[-1]
 
 
 def test_mxnet_reads_converted_detection_records(mxpython, tmp_path):

@@ -33,8 +33,6 @@ from smcv.data.recordio import (
     unpack,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-MAKE_ENV = REPO / "scripts" / "make_mxnet_env.sh"
 M = MAGIC_BYTES
 
 # Payloads that exercise dmlc-core's splitting: aligned magic at the start, middle (adjacent) and end.
@@ -49,30 +47,6 @@ def _image_records() -> list[bytes]:
             pack(IRHeader(0, det, 101, 0), b"payload"),
             pack(IRHeader(0, [1.0], 102, 7), b"")]
 
-
-def _works(python: str) -> bool:
-    try:
-        return subprocess.run([python, "-c", "import mxnet"], capture_output=True).returncode == 0
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def mxpython() -> str:
-    """A python interpreter that can import mxnet 1.9.1."""
-    override = os.environ.get("SMCV_MXNET_PYTHON")
-    if override:
-        if not _works(override):
-            pytest.skip(f"SMCV_MXNET_PYTHON={override} cannot import mxnet")
-        return override
-    default = Path.home() / ".cache" / "smcv" / "mxnet-venv" / "bin" / "python"
-    if _works(str(default)):
-        return str(default)
-    proc = subprocess.run(["bash", str(MAKE_ENV)], capture_output=True, text=True)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines or not _works(lines[-1]):
-        pytest.skip(f"could not create the mxnet venv with {MAKE_ENV} (offline?): {proc.stderr.strip()[-500:]}")
-    return lines[-1]
 
 
 def _run_mx(python: str, code: str, args: dict) -> dict:
@@ -178,7 +152,7 @@ def im2rec_script(mxpython) -> str:
     find = "import mxnet, os, cv2; print(os.path.join(os.path.dirname(mxnet.__file__), 'tools', 'im2rec.py'))"
     proc = subprocess.run([mxpython, "-c", find], capture_output=True, text=True)
     if proc.returncode != 0:
-        pytest.skip(f"MXNet's im2rec.py needs opencv in the mxnet venv; rerun {MAKE_ENV}: {proc.stderr[-300:]}")
+        pytest.skip(f"MXNet's im2rec.py needs opencv in the mxnet venv; rerun scripts/make_mxnet_env.sh: {proc.stderr[-300:]}")
     return proc.stdout.strip().splitlines()[-1]
 
 
