@@ -41,7 +41,9 @@ def training_specification(task: Task, image: str) -> dict[str, Any]:
         "SupportedTrainingInstanceTypes": ["ml.p3.2xlarge", "ml.g5.xlarge", "ml.g5.2xlarge", "ml.p4d.24xlarge", "ml.m5.xlarge"],
         "SupportsDistributedTraining": True,
         "MetricDefinitions": metric_definitions(list(task.metric_names)),
-        "TrainingChannels": [{"Name": "train", "IsRequired": True, "SupportedContentTypes": ["application/x-recordio", "application/x-image", "image/png", "image/jpeg"], "SupportedInputModes": ["File", "Pipe"]},
-                             {"Name": "validation", "IsRequired": False, "SupportedContentTypes": ["application/x-recordio", "application/x-image", "image/png", "image/jpeg"], "SupportedInputModes": ["File", "Pipe"]}],
+        "TrainingChannels": [
+            {"Name": name, "IsRequired": i == 0, "SupportedInputModes": ["File", "Pipe"] if i < 2 else ["File"],
+             "SupportedContentTypes": list(task.content_types) + (["application/x-sagemaker-model"] if name == "model" else [])}
+            for i, name in enumerate(task.channel_names)],
         "SupportedTuningJobObjectiveMetrics": [{"Type": task.objective_type, "MetricName": task.objective_metric}],
     }

@@ -106,6 +106,10 @@ class Task(abc.ABC):
     metric_names: tuple[str, ...] = ()
     #: which direction is better for the objective
     objective_type: str = "Maximize"
+    #: input channels the task reads (the first is required), for the algorithm specification
+    channel_names: tuple[str, ...] = ("train", "validation", "pretrained", "model")
+    #: content types its data channels accept
+    content_types: tuple[str, ...] = ("application/x-recordio", "application/x-image", "image/jpeg", "image/png")
 
     @abc.abstractmethod
     def schema(self) -> Schema:

@@ -61,6 +61,7 @@ class ClassificationTask(Task):
 
     name = "classification"
     objective_metric = "validation:accuracy"
+    channel_names = ("train", "validation", "train_lst", "validation_lst", "pretrained", "model")
     metric_names = ("validation:accuracy", "validation:top_5_accuracy")
 
     def schema(self) -> Schema:

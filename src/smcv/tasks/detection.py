@@ -103,6 +103,7 @@ class DetectionTask(Task):
 
     name = "detection"
     objective_metric = "validation:mAP"
+    channel_names = ("train", "validation", "train_annotation", "validation_annotation", "pretrained", "model")
     metric_names = ("validation:mAP", "validation:mAP_coco")
     objective_type = "Maximize"
 

@@ -23,6 +23,7 @@ class SegmentationTask(Task):
 
     name = "segmentation"
     objective_metric = MIOU
+    channel_names = ("train", "validation", "train_annotation", "validation_annotation", "label_map", "pretrained", "model")
     metric_names = METRIC_NAMES
 
     def __init__(self) -> None:
