@@ -8,7 +8,7 @@ import shutil
 from typing import Optional
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from smcv.engine import distributed as dist_utils
 
@@ -39,6 +39,19 @@ def check_shared_memory(num_workers: int) -> None:
                     "(run docker with --shm-size=2g, or set num_workers=0, to avoid this)", free >> 20)
 
 
+class ShardSampler(Sampler[int]):
+    """Every index exactly once across ranks (rank r gets r, r+world, ...): no padding duplicates in validation."""
+
+    def __init__(self, length: int, rank: int, world: int) -> None:
+        self.indices = list(range(rank, length, world))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 def make_loader(dataset: Dataset, batch_size: int, *, train: bool, collate_fn, num_workers: Optional[int],
                 device: torch.device, seed: int, drop_last: Optional[bool] = None) -> DataLoader:
     """A DataLoader for one process of a possibly distributed job."""
@@ -46,7 +59,8 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, collate_fn, n
     check_shared_memory(workers)
     sampler = None
     if dist_utils.is_distributed():
-        sampler = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=train)
+        sampler = (DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True) if train
+                   else ShardSampler(len(dataset), dist_utils.rank(), dist_utils.world_size()))
     if drop_last is None:
         drop_last = train and len(dataset) > batch_size
     generator = torch.Generator()

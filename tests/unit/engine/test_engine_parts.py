@@ -90,3 +90,10 @@ def test_freeze_pattern_freezes_matching_parameters():
         trainable_parameters(model, "([")
     with pytest.raises(ConfigError, match="froze every layer"):
         trainable_parameters(torch.nn.Linear(2, 2), ".*")
+
+
+def test_validation_shards_cover_every_sample_once():
+    from smcv.engine.loader import ShardSampler
+
+    shards = [list(ShardSampler(10, rank, 3)) for rank in range(3)]
+    assert sorted(i for shard in shards for i in shard) == list(range(10))
