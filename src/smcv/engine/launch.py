@@ -16,7 +16,7 @@ from smcv.contract import Paths, read_resource_config
 from smcv.errors import ConfigError
 
 log = logging.getLogger(__name__)
-MASTER_PORT = int(os.environ.get("SMCV_MASTER_PORT", "29500"))
+MASTER_PORT_ENV = "SMCV_MASTER_PORT"
 HOST_WAIT_SECONDS = 300
 
 
@@ -40,16 +40,17 @@ def maybe_relaunch(paths: Paths) -> Optional[int]:
         return None
     resources = read_resource_config(paths)
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    nproc = max(gpus, 1)
+    nproc = int(os.environ.get("SMCV_NPROC_PER_NODE") or max(gpus, 1))
     if nproc == 1 and resources.num_hosts == 1:
         return None
     if resources.num_hosts > 1:
         wait_for_hosts(resources.hosts)
         os.environ.setdefault("NCCL_SOCKET_IFNAME", resources.network_interface_name)
         os.environ.setdefault("GLOO_SOCKET_IFNAME", resources.network_interface_name)
+    master = resources.hosts[0] if resources.num_hosts > 1 else "127.0.0.1"
     command = [sys.executable, "-m", "torch.distributed.run", f"--nnodes={resources.num_hosts}",
-               f"--nproc_per_node={nproc}", f"--node_rank={resources.host_rank}",
-               f"--master_addr={resources.hosts[0]}", f"--master_port={MASTER_PORT}", "-m", "smcv.train"]
+               f"--nproc_per_node={nproc}", f"--node_rank={resources.host_rank}", f"--master_addr={master}",
+               f"--master_port={os.environ.get(MASTER_PORT_ENV, '29500')}", "-m", "smcv.train"]
     log.info("starting %d process(es) per host on %d host(s): %s", nproc, resources.num_hosts, " ".join(command))
     child = subprocess.Popen(command)
     try:

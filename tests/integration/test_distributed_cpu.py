@@ -1,0 +1,36 @@
+"""Data-parallel training with two CPU processes (torchrun + gloo): the same code path as multi-GPU/multi-host."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from smcv import artifact
+from tests.conftest import TINY_CLASSIFICATION, write_class_folders
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_and_rank0_writes_once(opt_ml):
+    write_class_folders(opt_ml.channel("train"), 8)
+    write_class_folders(opt_ml.channel("validation"), 3)
+    opt_ml.configure({**TINY_CLASSIFICATION, "epochs": 2})
+    env = {**opt_ml.env(), "SMCV_NPROC_PER_NODE": "2", "SMCV_MASTER_PORT": str(free_port())}
+    proc = subprocess.run([sys.executable, "-m", "smcv.train"], env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "2 process(es)" in out
+    metric_lines = [l for l in proc.stdout.splitlines() if l.startswith("#metrics")]
+    assert [l.split(";")[0] for l in metric_lines] == ["#metrics epoch=1", "#metrics epoch=2"]
+    assert "validation:accuracy=" in metric_lines[-1]
+    manifest = artifact.load_manifest(opt_ml.model_dir)
+    assert manifest["epochs_completed"] == 2 and not opt_ml.failure
