@@ -25,6 +25,8 @@ def test_two_processes_train_and_rank0_writes_once(opt_ml):
     write_class_folders(opt_ml.channel("validation"), 3)
     opt_ml.configure({**TINY_CLASSIFICATION, "epochs": 2})
     env = {**opt_ml.env(), "SMCV_NPROC_PER_NODE": "2", "SMCV_MASTER_PORT": str(free_port())}
+    for name in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):
+        env.pop(name, None)
     proc = subprocess.run([sys.executable, "-m", "smcv.train"], env=env, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out

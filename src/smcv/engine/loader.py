@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 from typing import Optional
 
 import torch
@@ -14,6 +15,13 @@ from smcv.engine import distributed as dist_utils
 
 log = logging.getLogger(__name__)
 SMALL_SHM_BYTES = 1 << 30
+
+
+def ignore_stop_signals(_worker_id: int) -> None:
+    """DataLoader workers leave SIGTERM/SIGINT to the trainer (tini -g signals the whole group): the main process
+    finishes its step, checkpoints, and shuts the workers down itself."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def default_num_workers(device: torch.device) -> int:
@@ -69,5 +77,5 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, collate_fn, n
         dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
         num_workers=workers, collate_fn=collate_fn, pin_memory=device.type == "cuda",
         drop_last=drop_last, persistent_workers=workers > 0, generator=generator,
-        prefetch_factor=4 if workers > 0 else None,
+        prefetch_factor=4 if workers > 0 else None, worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )

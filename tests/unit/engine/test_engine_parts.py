@@ -97,3 +97,26 @@ def test_validation_shards_cover_every_sample_once():
 
     shards = [list(ShardSampler(10, rank, 3)) for rank in range(3)]
     assert sorted(i for shard in shards for i in shard) == list(range(10))
+
+
+def test_dataloader_workers_ignore_sigterm_and_trainer_sees_it(tmp_path):
+    import os
+    import signal
+
+    from smcv.engine.loader import make_loader
+    from smcv.engine.signals import StopRequest
+
+    class PidDataset(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return torch.tensor([signal.getsignal(signal.SIGTERM) == signal.SIG_IGN, os.getpid()])
+
+    loader = make_loader(PidDataset(), 2, train=False, collate_fn=None, num_workers=1, device=torch.device("cpu"), seed=0)
+    ignored = torch.cat([b[:, 0] for b in loader])
+    assert bool(ignored.all()) and int(torch.cat([b[:, 1] for b in loader])[0]) != os.getpid()
+    stop = StopRequest()
+    stop._handle(signal.SIGTERM, None)
+    stop._handle(signal.SIGTERM, None)  # the same stop delivered twice (tini -g and torchrun): no abort
+    assert stop.requested and stop.signal_name == "SIGTERM"

@@ -25,7 +25,8 @@ def test_second_host_joins_the_first_as_master(tmp_path, monkeypatch):
     monkeypatch.setattr(launch.subprocess, "Popen", lambda cmd: started.append(cmd) or FakeChild(cmd))
     monkeypatch.setattr(launch.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(launch.torch.cuda, "device_count", lambda: 4)
-    monkeypatch.delenv("NCCL_SOCKET_IFNAME", raising=False)
+    monkeypatch.delenv("NCCL_SOCKET_IFNAME", raising=False)  # the launcher sets both: restored after the test
+    monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
     assert launch.maybe_relaunch(Paths(tmp_path)) == 0
     command = started[0]
     assert "--nnodes=2" in command and "--nproc_per_node=4" in command and "--node_rank=1" in command

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Fill a wheelhouse for an offline image build: every pinned requirement of the image (wheels, plus the two
+# sdists the builder stage compiles) and the build backends, downloaded with this machine's pip (its
+# configuration, caches and local find-links apply, so wheels already on disk are not fetched again).
+set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+Usage: containers/fill_wheelhouse.sh [DIR]
+
+Download the image's pinned requirements (containers/requirements-torch.txt, requirements.txt,
+requirements-build.txt) into DIR (default: containers/wheelhouse). The image targets CPython 3.11 on
+manylinux x86_64; run this with such a Python (PYTHON=..., default python3) or the wheels will not fit.
+Then build with: ./build_and_push.sh --no-push --wheelhouse DIR
+USAGE
+}
+
+case "${1:-}" in -h|--help) usage; exit 0 ;; -*) echo "error: unknown option $1" >&2; usage >&2; exit 2 ;; esac
+here="$(cd "$(dirname "$0")" && pwd)"
+dir="${1:-${here}/wheelhouse}"
+PYTHON="${PYTHON:-python3}"
+
+tag="$("${PYTHON}" -c 'import sys, platform; print(f"{sys.implementation.name}{sys.version_info[0]}{sys.version_info[1]}-{platform.system()}-{platform.machine()}")')"
+if [ "${tag}" != "cpython311-Linux-x86_64" ]; then
+    echo "error: ${PYTHON} is ${tag}; the image needs cpython311-Linux-x86_64 wheels (set PYTHON=...)" >&2
+    exit 1
+fi
+
+mkdir -p "${dir}"
+start=$(date +%s)
+"${PYTHON}" -m pip download --quiet --disable-pip-version-check --dest "${dir}" \
+    -r "${here}/requirements-torch.txt" -r "${here}/requirements.txt" -r "${here}/requirements-build.txt"
+echo "wheelhouse ${dir}: $(find "${dir}" -maxdepth 1 -type f \( -name '*.whl' -o -name '*.tar.gz' \) | wc -l) files," \
+     "$(du -sh "${dir}" | cut -f1), $(( $(date +%s) - start )) s"

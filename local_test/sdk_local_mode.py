@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Train, deploy and invoke an smcv image through the SageMaker Python SDK v2 in local mode, offline.
+
+Usage: python local_test/sdk_local_mode.py --image smcv-classification:latest [--work-dir DIR] [--port 8080]
+
+Needs `pip install -r local_test/requirements-sdk.txt` (sagemaker<3 with the [local] extra), Docker and
+docker-compose (v1) or `docker compose` (v2). Uses local_test/test_dir's hyperparameters and the class
+folders that local_test/make_sample.py writes there (generated if missing), and local_test/payload.png as
+the request. No AWS account, credentials or network access is needed:
+
+- a dummy execution role ARN (local mode never assumes it),
+- a region (AWS_DEFAULT_REGION, default us-east-1) because boto3 sessions need one,
+- AWS_EC2_METADATA_DISABLED=true so boto3 does not probe the EC2 instance metadata service for credentials,
+- file:// channels and a file:// output_path, so no S3 bucket (and no STS call for a default bucket),
+- a LocalSession built from an explicit SDK config that opts out of the SDK's telemetry (an HTTPS GET
+  per call otherwise) and ignores any ~/.config/sagemaker config files.
+
+Prints each step's duration and exits non-zero if any step fails or the prediction looks wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DUMMY_ROLE = "arn:aws:iam::111111111111:role/SmcvLocalModeDummyRole"
+SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+
+
+def offline_environment() -> None:
+    """Environment settings that keep boto3 and the SDK from reaching out (set before importing sagemaker)."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+
+
+def remove_compose_containers(container_root: Path) -> None:
+    """docker-compose leaves the stopped job/endpoint containers behind; remove those this run made."""
+    label = "com.docker.compose.project.working_dir"
+    listed = subprocess.run(["docker", "ps", "-a", "--format", f'{{{{.ID}}}} {{{{.Label "{label}"}}}}'],
+                            capture_output=True, text=True, check=False)
+    ids = [line.split()[0] for line in listed.stdout.splitlines()
+           if len(line.split()) == 2 and line.split()[1].startswith(str(container_root) + os.sep)]
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+
+
+def step(name: str, started: float) -> None:
+    print(f"[sdk_local_mode] {name}: {time.monotonic() - started:.1f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", required=True, help="image URI/tag, e.g. smcv-classification:latest")
+    parser.add_argument("--test-dir", type=Path, default=HERE / "test_dir", help="fake /opt/ml with input/config and input/data")
+    parser.add_argument("--payload", type=Path, default=HERE / "payload.png", help="request body (PNG)")
+    parser.add_argument("--work-dir", type=Path, help="where the SDK's containers and the outputs go (default: a temp dir)")
+    parser.add_argument("--port", type=int, default=8080, help="host port of the local endpoint (default 8080)")
+    parser.add_argument("--instance-type", default="local", choices=["local", "local_gpu"])
+    args = parser.parse_args(argv)
+
+    offline_environment()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    data_dir = args.test_dir / "input" / "data"
+    if not (data_dir / "train").is_dir() or not args.payload.is_file():
+        subprocess.run([sys.executable, str(HERE / "make_sample.py"), "--out", str(args.test_dir),
+                        "--payload", str(args.payload)], check=True)
+    hyperparameters = json.loads((args.test_dir / "input" / "config" / "hyperparameters.json").read_text())
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="smcv-sdk-local-"))
+    work = work.resolve()
+    (work / "containers").mkdir(parents=True, exist_ok=True)
+
+    try:
+        return round_trip(args, work, hyperparameters, data_dir)
+    finally:
+        remove_compose_containers(work / "containers")
+
+
+def round_trip(args: argparse.Namespace, work: Path, hyperparameters: dict, data_dir: Path) -> int:
+    """fit -> check model.tar.gz -> deploy -> predict -> delete the endpoint."""
+    from sagemaker.deserializers import JSONDeserializer
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+    from sagemaker.local import LocalSession
+    from sagemaker.serializers import IdentitySerializer
+
+    session = LocalSession(sagemaker_config=SDK_CONFIG)
+    session.config = {"local": {"local_code": True, "serving_port": args.port,
+                                "container_root": str(work / "containers")}}
+
+    estimator = Estimator(
+        image_uri=args.image,
+        role=DUMMY_ROLE,
+        instance_count=1,
+        instance_type=args.instance_type,
+        output_path=f"file://{work / 'output'}",
+        hyperparameters=hyperparameters,
+        sagemaker_session=session,
+        base_job_name="smcv-local",
+    )
+    channels = {name: TrainingInput(f"file://{(data_dir / name).resolve()}", content_type="application/x-image")
+                for name in ("train", "validation") if (data_dir / name).is_dir()}
+
+    started = time.monotonic()
+    estimator.fit(channels, wait=True, logs=True)
+    step("train", started)
+
+    model_tar = Path(estimator.model_data.replace("file://", "", 1))
+    with tarfile.open(model_tar) as tar:
+        members = sorted(m.name for m in tar.getmembers() if m.isfile())
+    print(f"[sdk_local_mode] model artifact {model_tar}: {members}", flush=True)
+    if "manifest.json" not in [Path(m).name for m in members]:
+        print("[sdk_local_mode] error: model.tar.gz has no manifest.json", file=sys.stderr)
+        return 1
+
+    started = time.monotonic()
+    predictor = estimator.deploy(initial_instance_count=1, instance_type=args.instance_type,
+                                 serializer=IdentitySerializer(content_type="image/png"),
+                                 deserializer=JSONDeserializer())
+    step("deploy (until /ping answers)", started)
+    try:
+        started = time.monotonic()
+        result = predictor.predict(args.payload.read_bytes())
+        step("predict", started)
+        print(f"[sdk_local_mode] prediction: {json.dumps(result)}", flush=True)
+        ok = (isinstance(result, list) and len(result) == int(hyperparameters.get("num_classes", len(result)))
+              and all(isinstance(p, (int, float)) for p in result) and math.isclose(sum(result), 1.0, abs_tol=1e-3))
+        if not ok:
+            print("[sdk_local_mode] error: expected a list of num_classes probabilities summing to 1", file=sys.stderr)
+            return 1
+    finally:
+        predictor.delete_endpoint()
+    print(f"[sdk_local_mode] OK (outputs under {work})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
