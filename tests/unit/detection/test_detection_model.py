@@ -33,6 +33,19 @@ def test_anchor_count_matches_the_head(base, size, anchors):
     assert [conv.out_channels for conv in heads] == [k * 4 for k in per_location]  # 3 classes + background
 
 
+@pytest.mark.parametrize("base", ["vgg-16", "resnet-50", "tiny"])
+def test_fresh_backbones_keep_the_activation_scale(base):
+    """From scratch, every feature map the head sees must carry signal (Xavier init left VGG's fc7 and extras ~1e-4)."""
+    from smcv.detection.backbones import build_backbone
+
+    torch.manual_seed(0)
+    backbone = build_backbone(base, 300).train()
+    with torch.no_grad():
+        features = backbone(torch.randn(2, 3, 300, 300))
+    rms = [float(f.pow(2).mean().sqrt()) for f in features]
+    assert all(0.1 < r < 10 for r in rms), rms
+
+
 def test_forward_check_and_background_only_images_train():
     torch.manual_seed(0)
     model = build_detector(detector_spec("tiny", 300, 2)).train()
