@@ -138,10 +138,12 @@ fi
 # --- 6. tests ------------------------------------------------------------------------------------------
 deselect=()
 [ "${push_test}" = 1 ] || deselect+=(--ignore "${root}/tests/container/test_container_build_and_push.py")
+pytest_log="$(mktemp)"
 set +e
+set -o pipefail
 SMCV_CONTAINER_TESTS=1 SMCV_BUILD_OPTS="${build_opts[*]}" SMCV_SDK_PYTHON="${sdk_python}" \
     "${PYTHON}" -m pytest "${root}/tests/container" -v -rs --durations=0 -p no:cacheprovider \
-    "${deselect[@]}" "${pytest_args[@]}"
+    "${deselect[@]}" "${pytest_args[@]}" 2>&1 | tee "${pytest_log}"
 rc=$?
 set -e
 step_done "container tests"
@@ -153,4 +155,7 @@ for task in classification detection segmentation; do
     size="$("${DOCKER}" image inspect -f '{{.Size}}' "smcv-${task}:latest" 2>/dev/null || echo 0)"
     printf "  %-28s %5d MB\n" "smcv-${task}:latest" $(( size / 1000000 ))
 done
+# pytest's closing line last, so whoever reads the end of the log sees the test result
+grep -E '^=+ .*(passed|failed|error)' "${pytest_log}" | tail -n 1 || true
+rm -f "${pytest_log}"
 exit "${rc}"
