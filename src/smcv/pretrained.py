@@ -110,6 +110,27 @@ def extract_model_tar(channel_dir: Path) -> Optional[Path]:
     if not tars:
         return None
     target = Path(tempfile.mkdtemp(prefix="smcv-model-"))
-    with tarfile.open(tars[0]) as tar:
-        tar.extractall(target, filter="data")
+    try:
+        with tarfile.open(tars[0]) as tar:
+            tar.extractall(target, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise ConfigError(f"the model channel's {tars[0].name} cannot be extracted ({exc}); give the model.tar.gz "
+                          "of an smcv training job") from exc
     return target
+
+
+_EXTRACTED: dict[Path, Path] = {}
+
+
+def model_channel_artifact(folder: Optional[Path]) -> Optional[Path]:
+    """The folder of an smcv artifact given in a `model` channel (its model.tar.gz extracted once), or None."""
+    from smcv.artifact import MANIFEST_FILE, MODEL_FILE
+
+    if folder is None or not folder.is_dir():
+        return None
+    candidate = folder if (folder / MANIFEST_FILE).is_file() else _EXTRACTED.get(folder) or extract_model_tar(folder)
+    if candidate is None or not (candidate / MANIFEST_FILE).is_file() or not (candidate / MODEL_FILE).is_file():
+        return None
+    if candidate != folder:
+        _EXTRACTED[folder] = candidate
+    return candidate

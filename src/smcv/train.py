@@ -24,7 +24,7 @@ from smcv.engine.launch import maybe_relaunch
 from smcv.engine.loop import Trainer
 from smcv.engine.signals import StopRequest
 from smcv.errors import ConfigError, UserError
-from smcv.pretrained import extract_model_tar, load_matching
+from smcv.pretrained import load_matching, model_channel_artifact
 from smcv.tasks import get_task
 
 log = logging.getLogger("smcv.train")
@@ -62,14 +62,9 @@ def pick_device(instance_type: str) -> torch.device:
 
 def init_from_model_channel(task_name: str, model: torch.nn.Module, channels: dict[str, Path]) -> None:
     """Incremental training: start from an smcv model artifact given in the `model` channel."""
-    folder = channels.get("model")
-    if folder is None or not folder.is_dir():
+    folder = model_channel_artifact(channels.get("model"))
+    if folder is None:
         return
-    if not (folder / artifact.MANIFEST_FILE).exists():
-        extracted = extract_model_tar(folder)
-        if extracted is None:
-            return
-        folder = extracted
     manifest = artifact.load_manifest(folder)
     if manifest.get("task") != task_name:
         raise ConfigError(f"the 'model' channel holds a {manifest.get('task')} model; this is a {task_name} job")

@@ -6,8 +6,6 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
-
 from smcv.config import HyperParameters
 from smcv.detection.model import (SSDDetector, build_detector, count_parameters, detector_spec, freeze_base_network,
                                   is_caffe_style, load_base_weights, pretrained_names)
@@ -17,22 +15,21 @@ log = logging.getLogger(__name__)
 MODEL_CHANNEL = "model"
 
 
-def previous_artifact(channels: dict[str, Path]) -> Optional[tuple[dict[str, Any], dict[str, torch.Tensor]]]:
-    """(manifest, state_dict) of an smcv detection model given in the 'model' channel (incremental training)."""
-    from smcv.artifact import MANIFEST_FILE, MODEL_FILE, load_manifest, load_state_dict
-    from smcv.pretrained import extract_model_tar
+def previous_manifest(channels: dict[str, Path]) -> Optional[dict[str, Any]]:
+    """The manifest of an smcv detection model given in the 'model' channel (incremental training).
 
-    if MODEL_CHANNEL not in channels:
-        return None
-    folder = Path(channels[MODEL_CHANNEL])
-    folder = extract_model_tar(folder) or folder
-    if not (folder / MANIFEST_FILE).is_file() or not (folder / MODEL_FILE).is_file():
+    Only the network spec comes from here; smcv.train loads the weights from the same artifact."""
+    from smcv.artifact import load_manifest
+    from smcv.pretrained import model_channel_artifact
+
+    folder = model_channel_artifact(channels.get(MODEL_CHANNEL))
+    if folder is None:
         return None
     manifest = load_manifest(folder)
     if manifest.get("task") != "detection" or not isinstance(manifest.get("detector"), dict):
         raise ConfigError(f"the model channel holds a {manifest.get('task')!r} model; incremental training needs "
                           f"a model.tar.gz from an smcv object-detection job")
-    return manifest, load_state_dict(folder)
+    return manifest
 
 
 def _spec(hp: HyperParameters, weights: Optional[Path], previous: Optional[dict[str, Any]]) -> dict[str, Any]:
@@ -51,20 +48,19 @@ def _spec(hp: HyperParameters, weights: Optional[Path], previous: Optional[dict[
 
 def build_training_model(hp: HyperParameters, channels: dict[str, Path]) -> tuple[SSDDetector, dict[str, Any]]:
     """The SSD to train and the spec that rebuilds it for serving."""
-    from smcv.pretrained import load_matching, require_pretrained
+    from smcv.pretrained import require_pretrained
 
-    previous = previous_artifact(channels)
+    previous = previous_manifest(channels)
     weights = None
     if previous is None and hp.use_pretrained_model:
         if hp.base_network == "tiny":
             raise ConfigError("base_network 'tiny' has no pretrained weights; set use_pretrained_model=0")
         weights = require_pretrained(pretrained_names(hp.base_network), channels, f"the {hp.base_network} base network")
-    spec = _spec(hp, weights, previous[0]["detector"] if previous else None)
+    spec = _spec(hp, weights, previous["detector"] if previous else None)
     model = build_detector(spec)
     if previous is not None:
-        missing = load_matching(model, previous[1], source="the model channel")
-        log.info("incremental training from the model channel; %d tensors re-initialised (e.g. a new class count)",
-                 len(missing))
+        log.info("incremental training from the model channel: the network keeps the previous model's base network "
+                 "and normalisation; smcv.train loads its weights")
     elif weights is not None:
         load_base_weights(model, weights)
     if hp.freeze_layer_pattern:

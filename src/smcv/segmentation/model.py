@@ -63,22 +63,15 @@ def build_network(spec: dict[str, Any]) -> torch.nn.Module:
     raise ConfigError(f"unknown segmentation architecture {arch!r} in the manifest; retrain with this smcv version")
 
 
-def holds_model_artifact(folder: Path) -> bool:
-    """Whether a `model` channel holds an smcv artifact (manifest.json, or a model.tar.gz) for incremental training."""
-    from smcv.artifact import MANIFEST_FILE
-
-    return folder.is_dir() and ((folder / MANIFEST_FILE).is_file() or any(folder.glob("*.tar.gz")))
-
-
 def load_initial_weights(model: torch.nn.Module, encoder: str, use_pretrained: bool, channels: dict[str, Path]) -> str:
     """ImageNet encoder weights (pretrained channel or baked in); return where the start weights come from.
 
     With an smcv artifact in the `model` channel nothing is loaded here: smcv.train initialises the whole network
     from it (incremental training), so no ImageNet file is needed.
     """
-    from smcv.pretrained import load_matching, read_state_dict, require_pretrained
+    from smcv.pretrained import load_matching, model_channel_artifact, read_state_dict, require_pretrained
 
-    if "model" in channels and holds_model_artifact(channels["model"]):
+    if model_channel_artifact(channels.get("model")) is not None:
         return "the model channel (incremental training)"
     if not use_pretrained:
         return "random initialisation"

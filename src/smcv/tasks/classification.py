@@ -21,7 +21,7 @@ from smcv.data.pipe import is_pipe_mode
 from smcv.data.spool import spool_pipe_channel
 from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
 from smcv.errors import ConfigError, DataError
-from smcv.pretrained import load_matching, read_state_dict, require_pretrained
+from smcv.pretrained import load_matching, model_channel_artifact, read_state_dict, require_pretrained
 from smcv.tasks.base import Evaluator, PreparedData, Predictor, Task, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class ClassificationTask(Task):
 
     def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path]) -> torch.nn.Module:
         model = build_resnet(hp.num_layers, hp.num_classes, hp.image_shape[0])
-        if hp.use_pretrained_model:
+        if hp.use_pretrained_model and model_channel_artifact(channels.get("model")) is None:
             path = require_pretrained([f"resnet{hp.num_layers}", "resnet"], channels, f"ResNet-{hp.num_layers}")
             state = adapt_first_conv(read_state_dict(path), "conv1.weight", hp.image_shape[0])
             load_matching(model, state, skip=("fc.",), source=path.name)

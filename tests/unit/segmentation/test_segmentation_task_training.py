@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import tarfile
 
 import pytest
 import torch
 from segdata import TINY_HP, builtin_layout
 
+from smcv import artifact
 from smcv.errors import ConfigError
 from smcv.segmentation.metrics import METRIC_NAMES
 from smcv.segmentation.model import build_network
@@ -100,8 +102,22 @@ def test_model_channel_artifact_needs_no_imagenet_file(tmp_path):
     data = task.prepare_data(hp, channels, {})
     model_channel = tmp_path / "model"
     model_channel.mkdir()
-    (model_channel / "model.tar.gz").write_bytes(b"")
+    artifact_dir = tmp_path / "artifact"
+    artifact.save_artifact(artifact_dir, {"w": torch.zeros(1)}, {"task": "segmentation"})
+    with tarfile.open(model_channel / "model.tar.gz", "w:gz") as tar:
+        for name in (artifact.MODEL_FILE, artifact.MANIFEST_FILE):
+            tar.add(artifact_dir / name, arcname=name)
     assert isinstance(task.build_model(hp, data, {**channels, "model": model_channel}), torch.nn.Module)
+
+
+def test_unreadable_model_tar_is_a_clear_error(tmp_path):
+    task, hp, channels = setup(tmp_path, use_pretrained_model=1)
+    data = task.prepare_data(hp, channels, {})
+    model_channel = tmp_path / "model"
+    model_channel.mkdir()
+    (model_channel / "model.tar.gz").write_bytes(b"")
+    with pytest.raises(ConfigError, match="model.tar.gz cannot be extracted"):
+        task.build_model(hp, data, {**channels, "model": model_channel})
 
 
 def test_psp_and_deeplab_build(tmp_path):
