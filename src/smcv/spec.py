@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from smcv.engine.metrics_log import metric_definitions
-from smcv.tasks.base import Task
+from smcv.task_api import Task
 
 _TYPES = {"int": "Integer", "float": "Continuous", "bool": "Categorical", "str": "FreeText",
           "int_list": "FreeText", "shape": "FreeText"}

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import torch
 
-from smcv.tasks.base import Evaluator
+from smcv.task_api import Evaluator
 
 
 class AccuracyEvaluator(Evaluator):

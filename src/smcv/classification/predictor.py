@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
-from smcv.tasks.base import Predictor
+from smcv.task_api import Predictor
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"

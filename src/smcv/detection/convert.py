@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from smcv.detection.params import parse_attribute_names
 from smcv.detection.samples import ChannelData, Sample
 from smcv.errors import DataError, UserError
 
@@ -136,7 +137,6 @@ def write_split(part: ChannelData, labels: list[np.ndarray], prefix: str, args: 
 def convert(args: argparse.Namespace) -> list[dict]:
     """Read every input, agree on class ids, write one RecordIO set per input."""
     from smcv.detection.prepare import resolve_labels
-    from smcv.tasks.detection import parse_attribute_names
 
     if len(args.input) != len(args.output):
         raise UserError(f"give one --output per --input ({len(args.input)} inputs, {len(args.output)} outputs)")

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from smcv.tasks.base import Predictor
+from smcv.task_api import Predictor
 
 JSON = "application/json"
 JSON_ANNOTATION = "application/json;annotation=1"

@@ -13,7 +13,7 @@ from smcv.data.pipe import is_pipe_mode
 from smcv.detection.labels import map_class_ids, map_class_names, parse_class_names
 from smcv.detection.samples import ChannelData
 from smcv.errors import ConfigError, DataError
-from smcv.tasks.base import PreparedData
+from smcv.task_api import PreparedData
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from smcv.engine.optim import build_optimizer, build_scheduler, trainable_parame
 from smcv.engine.precision import Precision, choose_precision
 from smcv.engine.signals import StopRequest
 from smcv.errors import UserError
-from smcv.tasks.base import PreparedData, Task, TrainSettings
+from smcv.task_api import PreparedData, Task, TrainSettings
 
 log = logging.getLogger(__name__)
 LOG_EVERY_STEPS = 50

@@ -9,7 +9,7 @@ from typing import Iterable
 import torch
 
 from smcv.errors import ConfigError
-from smcv.tasks.base import TrainSettings
+from smcv.task_api import TrainSettings
 
 OPTIMIZERS = ("sgd", "nag", "adam", "rmsprop", "adadelta", "adagrad")
 SCHEDULERS = ("step", "poly", "cosine", "none")

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from smcv.segmentation.params import IGNORE_INDEX
-from smcv.tasks.base import Evaluator
+from smcv.task_api import Evaluator
 
 MIOU = "validation:mIOU"
 PIXEL_ACCURACY = "validation:pixel_accuracy"

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from smcv.errors import ConfigError
+from smcv.pretrained import load_matching, model_channel_artifact, read_state_dict, require_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,18 @@ def check_encoder(name: str) -> None:
                           f"resnet34, resnet50, efficientnet-b0, or 'tu-<timm model>'")
 
 
+def effective_depth(arch: str, depth: int) -> int:
+    """Encoder depth actually used: encoder_depth for UNet; PSPNet uses 3 and DeepLabV3 5, as smp builds them."""
+    return {"pspnet": 3, "deeplabv3": 5}.get(arch, depth)
+
+
+def size_divisor(arch: str, depth: int) -> int:
+    """What the input height and width must be a multiple of."""
+    return 32 if arch == "deeplabv3" else 2 ** effective_depth(arch, depth)
+
+
 def network_spec(arch: str, encoder: str, depth: int, num_classes: int) -> dict[str, Any]:
     """Everything needed to rebuild the network, as stored in the manifest."""
-    from smcv.segmentation.params import effective_depth
-
     depth = effective_depth(arch, depth)
     spec: dict[str, Any] = {"architecture": arch, "encoder_name": encoder, "encoder_depth": depth,
                             "num_classes": num_classes}
@@ -69,8 +78,6 @@ def load_initial_weights(model: torch.nn.Module, encoder: str, use_pretrained: b
     With an smcv artifact in the `model` channel nothing is loaded here: smcv.train initialises the whole network
     from it (incremental training), so no ImageNet file is needed.
     """
-    from smcv.pretrained import load_matching, model_channel_artifact, read_state_dict, require_pretrained
-
     if model_channel_artifact(channels.get("model")) is not None:
         return "the model channel (incremental training)"
     if not use_pretrained:

@@ -9,7 +9,8 @@ from typing import Any
 
 from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
 from smcv.errors import ConfigError
-from smcv.tasks.base import TrainSettings
+from smcv.segmentation.model import check_encoder, size_divisor
+from smcv.task_api import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +89,6 @@ def encoder_name(hp: HyperParameters) -> str:
     return DEFAULT_ENCODER
 
 
-def effective_depth(arch: str, depth: int) -> int:
-    """Encoder depth actually used: encoder_depth for UNet; PSPNet uses 3 and DeepLabV3 5, as smp builds them."""
-    return {"pspnet": 3, "deeplabv3": 5}.get(arch, depth)
-
-
-def size_divisor(arch: str, depth: int) -> int:
-    """What the input height and width must be a multiple of."""
-    return 32 if arch == "deeplabv3" else 2 ** effective_depth(arch, depth)
-
-
 def round_up(value: int, multiple: int) -> int:
     """The smallest multiple of `multiple` not below value."""
     return int(math.ceil(value / multiple) * multiple)
@@ -144,8 +135,6 @@ def check(hp: HyperParameters) -> None:
     if hp.focal_loss_weight == 0 and hp.dice_loss_weight == 0:
         raise ConfigError("focal_loss_weight and dice_loss_weight are both 0, so there is nothing to train on; set one above 0")
     if hp.encoder_name:
-        from smcv.segmentation.model import check_encoder
-
         check_encoder(hp.encoder_name)
     geometry(hp)
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from smcv.errors import HTTPError
-from smcv.tasks.base import Predictor
+from smcv.task_api import Predictor
 
 PNG = "image/png"
 RECORDIO_PROTOBUF = "application/x-recordio-protobuf"

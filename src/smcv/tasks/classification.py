@@ -22,7 +22,7 @@ from smcv.data.spool import spool_pipe_channel
 from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
 from smcv.errors import ConfigError, DataError
 from smcv.pretrained import load_matching, model_channel_artifact, read_state_dict, require_pretrained
-from smcv.tasks.base import Evaluator, PreparedData, Predictor, Task, TrainSettings
+from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings
 
 log = logging.getLogger(__name__)
 CACHE_LIMIT_ENV = "SMCV_CACHE_LIMIT_MB"

@@ -13,7 +13,7 @@ from smcv.config import HyperParameters, Schema
 from smcv.errors import DataError
 from smcv.segmentation import params
 from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator
-from smcv.tasks.base import Evaluator, PreparedData, Predictor, Task, TrainSettings
+from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings
 
 log = logging.getLogger(__name__)
 

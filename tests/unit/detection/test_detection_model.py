@@ -100,7 +100,7 @@ def test_freeze_through_build_model(tmp_path):
 
 
 def _data():
-    from smcv.tasks.base import PreparedData
+    from smcv.task_api import PreparedData
 
     return PreparedData(train=[], validation=None)
 

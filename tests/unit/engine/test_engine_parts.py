@@ -10,7 +10,7 @@ from smcv.engine.early_stopping import EarlyStopping
 from smcv.engine.metrics_log import format_metric_line, metric_definitions
 from smcv.engine.optim import build_optimizer, lr_factor, trainable_parameters
 from smcv.errors import ConfigError
-from smcv.tasks.base import TrainSettings
+from smcv.task_api import TrainSettings
 
 
 def settings(**kw):

@@ -10,7 +10,7 @@ from torch.utils.data import TensorDataset
 
 from smcv.engine.loop import Trainer
 from smcv.engine.signals import StopRequest
-from smcv.tasks.base import Evaluator, PreparedData, Task, TrainSettings
+from smcv.task_api import Evaluator, PreparedData, Task, TrainSettings
 
 
 class NegLossEvaluator(Evaluator):

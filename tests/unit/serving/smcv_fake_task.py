@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from smcv.tasks.base import Predictor
+from smcv.task_api import Predictor
 
 TASK_NAME = "fake"
 TASK_ENTRY = "smcv_fake_task:FakeTask"

@@ -1,0 +1,55 @@
+"""Detection hyperparameters: the built-in object-detection names plus smcv's documented extensions."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+from smcv.config import REQUIRED, Param, Schema, common_training_params
+from smcv.detection.backbones import BASE_NETWORKS
+from smcv.detection.readers import DATA_FORMATS
+from smcv.detection.transforms import AUGMENTATIONS
+from smcv.errors import ConfigError
+
+DEFAULTS = {"epochs": 30, "learning_rate": 0.001, "mini_batch_size": 32, "momentum": 0.9, "weight_decay": 0.0005,
+            "lr_scheduler_factor": 0.1}
+
+
+def detection_schema() -> Schema:
+    """The built-in's hyperparameters (same names, defaults, ranges) plus smcv's documented extensions."""
+    return Schema("object-detection", [
+        Param("num_classes", "int", REQUIRED, low=1, help="number of object classes (background not counted)"),
+        Param("num_training_samples", "int", REQUIRED, low=1, help="number of training images"),
+        Param("base_network", "str", "vgg-16", choices=BASE_NETWORKS, help="'vgg-16' or 'resnet-50' ('tiny': smcv smoke-test network)"),
+        Param("use_pretrained_model", "bool", True, help="start the base network from ImageNet weights (pretrained channel or baked in)"),
+        Param("image_shape", "int", 300, low=300, help="input side in pixels (300 or 512 recommended)"),
+        *common_training_params(DEFAULTS),
+        Param("optimizer", "str", "sgd", choices=("sgd", "adam", "rmsprop", "adadelta"), help="optimizer"),
+        Param("overlap_threshold", "float", 0.5, low=0, high=1, low_inclusive=False, help="IoU for a true positive in validation:mAP"),
+        Param("nms_threshold", "float", 0.45, low=0, high=1, low_inclusive=False, help="non-maximum suppression IoU"),
+        Param("label_width", "int", 350, low=7, help="padded label width of the built-in's RecordIO reader (accepted; smcv reads any width)"),
+        Param("freeze_layer_pattern", "str", None, help="regex on base-network layer names whose weights stay fixed"),
+        Param("data_format", "str", "auto", choices=DATA_FORMATS, help="smcv: input format; auto sniffs the channel"),
+        Param("attribute_names", "str", None, help="smcv: augmented-manifest attributes, e.g. '[\"source-ref\", \"bounding-box\"]'"),
+        Param("classes", "str", None, help="smcv: class names in id order, comma-separated or a JSON list"),
+        Param("precision_dtype", "str", "float32", choices=("float32", "float16", "bfloat16"), help="training precision"),
+        Param("amp", "bool", True, help="smcv: BF16 autocast on GPUs that support it"),
+        Param("augmentation", "str", "ssd", choices=AUGMENTATIONS, help="smcv: ssd (distort, zoom out, IoU crop, flip), flip, or none"),
+        Param("detections_per_image", "int", 200, low=1, high=1000, help="smcv: detections kept per image after NMS"),
+        Param("gradient_accumulation_steps", "int", 1, low=1, help="smcv: optimizer step every N mini-batches"),
+        Param("checkpoint_frequency", "int", None, low=1, help="smcv: also save the model every N epochs under model/snapshots"),
+    ])
+
+
+def parse_attribute_names(value: Optional[str]) -> Optional[list[str]]:
+    """The attribute_names hyperparameter: a JSON list or comma-separated names."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    try:
+        names = json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",")]
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"attribute_names {text!r} is not a JSON list ({exc}); use '[\"source-ref\", \"bounding-box\"]'") from None
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"attribute_names must list the image attribute then the bounding-box attribute, got {text!r}")
+    return names
