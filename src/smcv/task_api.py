@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from smcv.config import HyperParameters, Schema
+from smcv.errors import ConfigError
 
 
 @dataclass
@@ -54,6 +55,22 @@ class TrainSettings:
     num_workers: Optional[int] = None
     seed: int = 0
     freeze_pattern: Optional[str] = None
+
+
+def train_settings_from(hp: HyperParameters, **task_specific: Any) -> TrainSettings:
+    """TrainSettings from the shared engine hyperparameters (config.common_training_params) plus a task's own."""
+    if hp.checkpoint_frequency and hp.checkpoint_frequency > hp.epochs:
+        raise ConfigError(f"checkpoint_frequency ({hp.checkpoint_frequency}) must not exceed epochs ({hp.epochs})")
+    common: dict[str, Any] = dict(
+        epochs=hp.epochs, batch_size=hp.mini_batch_size, learning_rate=hp.learning_rate, optimizer=hp.optimizer,
+        momentum=hp.momentum, weight_decay=hp.weight_decay, lr_scheduler_step=tuple(hp.lr_scheduler_step),
+        lr_scheduler_factor=hp.lr_scheduler_factor, precision=hp.precision_dtype, amp=hp.amp,
+        gradient_accumulation_steps=hp.gradient_accumulation_steps, early_stopping=hp.early_stopping,
+        early_stopping_min_epochs=hp.early_stopping_min_epochs, early_stopping_patience=hp.early_stopping_patience,
+        early_stopping_tolerance=hp.early_stopping_tolerance, checkpoint_frequency=hp.checkpoint_frequency,
+        num_workers=hp.num_workers, seed=hp.seed,
+    )
+    return TrainSettings(**{**common, **task_specific})
 
 
 class Evaluator(abc.ABC):

@@ -32,12 +32,8 @@ def detection_schema() -> Schema:
         Param("data_format", "str", "auto", choices=DATA_FORMATS, help="smcv: input format; auto sniffs the channel"),
         Param("attribute_names", "str", None, help="smcv: augmented-manifest attributes, e.g. '[\"source-ref\", \"bounding-box\"]'"),
         Param("classes", "str", None, help="smcv: class names in id order, comma-separated or a JSON list"),
-        Param("precision_dtype", "str", "float32", choices=("float32", "float16", "bfloat16"), help="training precision"),
-        Param("amp", "bool", True, help="smcv: BF16 autocast on GPUs that support it"),
         Param("augmentation", "str", "ssd", choices=AUGMENTATIONS, help="smcv: ssd (distort, zoom out, IoU crop, flip), flip, or none"),
         Param("detections_per_image", "int", 200, low=1, high=1000, help="smcv: detections kept per image after NMS"),
-        Param("gradient_accumulation_steps", "int", 1, low=1, help="smcv: optimizer step every N mini-batches"),
-        Param("checkpoint_frequency", "int", None, low=1, help="smcv: also save the model every N epochs under model/snapshots"),
     ])
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
 from smcv.errors import ConfigError
 from smcv.segmentation.model import check_encoder, size_divisor
-from smcv.task_api import TrainSettings
+from smcv.task_api import TrainSettings, train_settings_from
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +54,11 @@ def _own_params() -> list[Param]:
         Param("focal_loss_weight", "float", 1.0, low=0, help="weight of the focal loss term"),
         Param("dice_loss_weight", "float", 1.0, low=0, help="weight of the dice loss term"),
         Param("focal_gamma", "float", 2.0, low=0, high=10, help="focusing parameter of the focal loss"),
-        Param("gradient_accumulation_steps", "int", 1, low=1, help="optimizer step every N mini-batches"),
         Param("binary_mask_255", "str", "auto", choices=("auto", "true", "false"),
               help="with num_classes=2, read mask value 255 as foreground (true), as ignore (false), or decide from the masks (auto)"),
         Param("mask_attribute", "str", None, help="label attribute of an augmented manifest (e.g. 'city-streets-ref') when it holds several -ref keys"),
         Param("augment", "bool", True, help="random scale/crop, flip and brightness/contrast during training"),
         Param("horizontal_flip", "bool", True, help="random horizontal flips when augment is on"),
-        Param("precision_dtype", "str", "float32", choices=("float32", "float16", "bfloat16"), help="smcv: training precision"),
-        Param("amp", "bool", True, help="smcv: BF16 autocast on GPUs that support it"),
-        Param("checkpoint_frequency", "int", None, low=1, help="also save the model every N epochs under model/snapshots"),
     ]
 
 
@@ -130,8 +126,6 @@ def check(hp: HyperParameters) -> None:
     if hp.lr_scheduler == "step" and not hp.lr_scheduler_step:
         raise ConfigError("lr_scheduler='step' needs lr_scheduler_step, the epochs at which to reduce the learning "
                           "rate, e.g. '10,20'; or use lr_scheduler='poly' or 'cosine'")
-    if hp.checkpoint_frequency and hp.checkpoint_frequency > hp.epochs:
-        raise ConfigError(f"checkpoint_frequency ({hp.checkpoint_frequency}) must not exceed epochs ({hp.epochs})")
     if hp.focal_loss_weight == 0 and hp.dice_loss_weight == 0:
         raise ConfigError("focal_loss_weight and dice_loss_weight are both 0, so there is nothing to train on; set one above 0")
     if hp.encoder_name:
@@ -142,13 +136,5 @@ def check(hp: HyperParameters) -> None:
 def train_settings(hp: HyperParameters) -> TrainSettings:
     """Engine settings from the built-in names (gamma1/gamma2 are rmsprop's rho and momentum)."""
     check(hp)
-    return TrainSettings(
-        epochs=hp.epochs, batch_size=hp.mini_batch_size, learning_rate=hp.learning_rate, optimizer=hp.optimizer,
-        momentum=hp.momentum, weight_decay=hp.weight_decay, rho=hp.gamma1, rmsprop_momentum=hp.gamma2,
-        lr_scheduler=hp.lr_scheduler, lr_scheduler_step=tuple(hp.lr_scheduler_step),
-        lr_scheduler_factor=hp.lr_scheduler_factor, validation_batch_size=hp.validation_mini_batch_size,
-        precision=hp.precision_dtype, amp=hp.amp, gradient_accumulation_steps=hp.gradient_accumulation_steps,
-        early_stopping=hp.early_stopping, early_stopping_min_epochs=hp.early_stopping_min_epochs,
-        early_stopping_patience=hp.early_stopping_patience, early_stopping_tolerance=hp.early_stopping_tolerance,
-        checkpoint_frequency=hp.checkpoint_frequency, num_workers=hp.num_workers, seed=hp.seed,
-    )
+    return train_settings_from(hp, rho=hp.gamma1, rmsprop_momentum=hp.gamma2, lr_scheduler=hp.lr_scheduler,
+                               validation_batch_size=hp.validation_mini_batch_size)

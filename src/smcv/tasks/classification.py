@@ -22,7 +22,7 @@ from smcv.data.spool import spool_pipe_channel
 from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
 from smcv.errors import ConfigError, DataError
 from smcv.pretrained import load_matching, model_channel_artifact, read_state_dict, require_pretrained
-from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings
+from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, train_settings_from
 
 log = logging.getLogger(__name__)
 CACHE_LIMIT_ENV = "SMCV_CACHE_LIMIT_MB"
@@ -45,14 +45,10 @@ def _params() -> list[Param]:
         Param("gamma", "float", 0.9, low=0, high=1, help="rmsprop decay"),
         Param("augmentation_type", "str", None, choices=AUGMENTATIONS, help="data augmentation"),
         Param("use_pretrained_model", "bool", False, help="start from ImageNet weights (only the last layer is re-initialised)"),
-        Param("precision_dtype", "str", "float32", choices=("float32", "float16", "bfloat16"), help="training precision"),
         Param("multi_label", "bool", False, help="several labels per image (multi-hot or class-id list)"),
         Param("use_weighted_loss", "bool", False, help="multi_label only: weight positives by inverse frequency"),
         Param("top_k", "int", None, low=2, help="also report validation top-k accuracy"),
-        Param("checkpoint_frequency", "int", None, low=1, help="also save the model every N epochs under model/snapshots"),
         Param("data_format", "str", "auto", choices=FORMATS, help="smcv: input format, sniffed by default"),
-        Param("amp", "bool", True, help="smcv: BF16 autocast on GPUs that support it"),
-        Param("gradient_accumulation_steps", "int", 1, low=1, help="smcv: optimizer step every N mini-batches"),
     ]
 
 
@@ -68,20 +64,9 @@ class ClassificationTask(Task):
         return Schema(self.name, _params())
 
     def train_settings(self, hp: HyperParameters) -> TrainSettings:
-        if hp.checkpoint_frequency and hp.checkpoint_frequency > hp.epochs:
-            raise ConfigError(f"checkpoint_frequency ({hp.checkpoint_frequency}) must not exceed epochs ({hp.epochs})")
         if hp.resize and hp.resize < max(hp.image_shape[1:]):
             log.warning("resize %d is smaller than image_shape %s: images are upscaled before cropping", hp.resize, hp.image_shape)
-        return TrainSettings(
-            epochs=hp.epochs, batch_size=hp.mini_batch_size, learning_rate=hp.learning_rate, optimizer=hp.optimizer,
-            momentum=hp.momentum, weight_decay=hp.weight_decay, beta_1=hp.beta_1, beta_2=hp.beta_2, eps=hp.eps,
-            rho=hp.gamma, lr_scheduler="step", lr_scheduler_step=hp.lr_scheduler_step,
-            lr_scheduler_factor=hp.lr_scheduler_factor, precision=hp.precision_dtype, amp=hp.amp,
-            gradient_accumulation_steps=hp.gradient_accumulation_steps, early_stopping=hp.early_stopping,
-            early_stopping_min_epochs=hp.early_stopping_min_epochs, early_stopping_patience=hp.early_stopping_patience,
-            early_stopping_tolerance=hp.early_stopping_tolerance, checkpoint_frequency=hp.checkpoint_frequency,
-            num_workers=hp.num_workers, seed=hp.seed,
-        )
+        return train_settings_from(hp, beta_1=hp.beta_1, beta_2=hp.beta_2, eps=hp.eps, rho=hp.gamma, lr_scheduler="step")
 
     def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
         if hp.image_shape[0] not in (1, 3):

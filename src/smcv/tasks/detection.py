@@ -10,7 +10,7 @@ import torch
 from smcv.config import HyperParameters, Schema
 from smcv.detection.params import detection_schema, parse_attribute_names
 from smcv.errors import ConfigError
-from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings
+from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, train_settings_from
 
 
 def _to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
@@ -64,15 +64,8 @@ class DetectionTask(Task):
         return detection_schema()
 
     def train_settings(self, hp: HyperParameters) -> TrainSettings:
-        return TrainSettings(
-            epochs=hp.epochs, batch_size=hp.mini_batch_size, learning_rate=hp.learning_rate, optimizer=hp.optimizer,
-            momentum=hp.momentum, weight_decay=hp.weight_decay, lr_scheduler="step",
-            lr_scheduler_step=tuple(hp.lr_scheduler_step), lr_scheduler_factor=hp.lr_scheduler_factor,
-            precision=hp.precision_dtype, amp=hp.amp, gradient_accumulation_steps=hp.gradient_accumulation_steps,
-            checkpoint_frequency=hp.checkpoint_frequency, early_stopping=hp.early_stopping,
-            early_stopping_min_epochs=hp.early_stopping_min_epochs, early_stopping_patience=hp.early_stopping_patience,
-            early_stopping_tolerance=hp.early_stopping_tolerance, num_workers=hp.num_workers, seed=hp.seed,
-            freeze_pattern=None)  # applied to base-network names (with MXNet aliases) in build_model
+        # freeze_layer_pattern is applied to base-network names (with MXNet aliases) in build_model
+        return train_settings_from(hp, lr_scheduler="step")
 
     def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
         from smcv.detection.prepare import prepare_detection_data
