@@ -11,11 +11,11 @@ from typing import Iterable, Optional
 
 import torch
 
+from smcv.contract import ENV_WEIGHTS_DIR
 from smcv.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR_ENV = "SMCV_WEIGHTS_DIR"
 DEFAULT_WEIGHTS_DIR = "/opt/smcv/weights"
 PRETRAINED_CHANNELS = ("pretrained", "model")
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
@@ -45,7 +45,7 @@ def find_pretrained(names: Iterable[str], channels: dict[str, Path]) -> Optional
             chosen = _pick(files, names) or (files[0] if len(files) == 1 else None)
             if chosen is not None:
                 return chosen
-    baked = Path(os.environ.get(WEIGHTS_DIR_ENV, DEFAULT_WEIGHTS_DIR))
+    baked = Path(os.environ.get(ENV_WEIGHTS_DIR, DEFAULT_WEIGHTS_DIR))
     return _pick(_weight_files(baked), names)
 
 

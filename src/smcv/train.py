@@ -18,7 +18,8 @@ import torch
 
 from smcv import artifact
 from smcv.channels import canonical_config, discover_channels
-from smcv.contract import ENV_TASK, Paths, read_hyperparameters, read_input_data_config, read_resource_config, write_failure, write_success
+from smcv.contract import (ENV_LOG_LEVEL, ENV_TASK, Paths, read_hyperparameters, read_input_data_config, read_resource_config,
+                           write_failure, write_success)
 from smcv.engine import distributed as dist_utils
 from smcv.engine.launch import maybe_relaunch
 from smcv.engine.loop import Trainer
@@ -34,7 +35,7 @@ EXIT_INTERNAL_ERROR = 1
 
 def configure_logging() -> None:
     """Log lines to stdout (SageMaker sends them to CloudWatch), one format everywhere."""
-    level = os.environ.get("SMCV_LOG_LEVEL", "INFO").upper()
+    level = os.environ.get(ENV_LOG_LEVEL, "INFO").upper()
     prefix = f"[rank {dist_utils.rank()}] " if dist_utils.is_distributed() else ""
     logging.basicConfig(stream=sys.stdout, level=level, force=True,
                         format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s")

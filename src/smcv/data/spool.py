@@ -7,17 +7,16 @@ import os
 import tempfile
 from pathlib import Path
 
-from smcv.contract import Paths
+from smcv.contract import ENV_SPOOL_DIR, Paths
 from smcv.data.pipe import iter_channel_records
 from smcv.data.recordio import RecordWriter
 
 log = logging.getLogger(__name__)
-SPOOL_DIR_ENV = "SMCV_SPOOL_DIR"
 
 
 def spool_dir() -> Path:
     """Where spooled channels go (local disk; $SMCV_SPOOL_DIR or the temp dir)."""
-    return Path(os.environ.get(SPOOL_DIR_ENV) or tempfile.gettempdir()) / "smcv-spool"
+    return Path(os.environ.get(ENV_SPOOL_DIR) or tempfile.gettempdir()) / "smcv-spool"
 
 
 def spool_pipe_channel(paths: Paths, channel: str) -> Path:

@@ -12,11 +12,10 @@ from typing import Optional
 
 import torch
 
-from smcv.contract import Paths, read_resource_config
+from smcv.contract import ENV_MASTER_PORT, ENV_NO_LAUNCH, ENV_NPROC_PER_NODE, Paths, read_resource_config
 from smcv.errors import ConfigError
 
 log = logging.getLogger(__name__)
-MASTER_PORT_ENV = "SMCV_MASTER_PORT"
 HOST_WAIT_SECONDS = 300
 
 
@@ -36,11 +35,11 @@ def wait_for_hosts(hosts: tuple[str, ...], timeout: float = HOST_WAIT_SECONDS) -
 
 def maybe_relaunch(paths: Paths) -> Optional[int]:
     """Exit code of a torchrun child group when this job needs several processes, else None (run in-process)."""
-    if "LOCAL_RANK" in os.environ or os.environ.get("SMCV_NO_LAUNCH") == "1":
+    if "LOCAL_RANK" in os.environ or os.environ.get(ENV_NO_LAUNCH) == "1":
         return None
     resources = read_resource_config(paths)
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    nproc = int(os.environ.get("SMCV_NPROC_PER_NODE") or max(gpus, 1))
+    nproc = int(os.environ.get(ENV_NPROC_PER_NODE) or max(gpus, 1))
     if nproc == 1 and resources.num_hosts == 1:
         return None
     if resources.num_hosts > 1:
@@ -50,7 +49,7 @@ def maybe_relaunch(paths: Paths) -> Optional[int]:
     master = resources.hosts[0] if resources.num_hosts > 1 else "127.0.0.1"
     command = [sys.executable, "-m", "torch.distributed.run", f"--nnodes={resources.num_hosts}",
                f"--nproc_per_node={nproc}", f"--node_rank={resources.host_rank}", f"--master_addr={master}",
-               f"--master_port={os.environ.get(MASTER_PORT_ENV, '29500')}", "-m", "smcv.train"]
+               f"--master_port={os.environ.get(ENV_MASTER_PORT, '29500')}", "-m", "smcv.train"]
     log.info("starting %d process(es) per host on %d host(s): %s", nproc, resources.num_hosts, " ".join(command))
     child = subprocess.Popen(command)
     try:

@@ -8,13 +8,13 @@ from typing import Optional, Sequence
 
 from PIL import Image
 
+from smcv.contract import ENV_DEFAULT_ACCEPT
 from smcv.errors import HTTPError, UserError
 
 #: request content types that carry one encoded image (JPEG or PNG bytes; octet-stream is sniffed)
 IMAGE_REQUEST_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
 
 #: the default response type when set and offered by the task (SageMaker inference-toolkit convention)
-ENV_DEFAULT_ACCEPT = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 
 #: MIME parameters that never distinguish one response type from another
 _INSIGNIFICANT_PARAMS = frozenset({"q", "charset"})

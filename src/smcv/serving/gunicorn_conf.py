@@ -10,7 +10,7 @@ from typing import Any, Optional
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
-from smcv.serving.predictor import ENV_WORKER_INDEX
+from smcv.contract import ENV_WORKER_INDEX
 
 #: SageMaker sends SIGKILL this long after SIGTERM; gunicorn must finish draining before
 SIGKILL_GRACE_S = 30

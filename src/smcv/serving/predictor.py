@@ -12,15 +12,12 @@ from typing import Any, Optional
 
 from PIL import Image
 
+from smcv.contract import ENV_DEVICE, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE, ENV_TIMEOUT, ENV_WORKER_INDEX
 from smcv.errors import HTTPError, UserError
 from smcv.serving import codecs
 
 logger = logging.getLogger("smcv.serving")
 
-ENV_DEVICE = "SMCV_DEVICE"
-ENV_MAX_BATCH_SIZE = "SMCV_MAX_BATCH_SIZE"
-ENV_MAX_BATCH_DELAY_MS = "SMCV_MAX_BATCH_DELAY_MS"
-ENV_WORKER_INDEX = "SMCV_WORKER_INDEX"
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_DELAY_MS = 5.0
@@ -44,8 +41,6 @@ def env_number(names: str | tuple[str, ...], default: float, kind: type = float)
 
 def model_timeout_s() -> float:
     """The per-request deadline from SAGEMAKER_MODEL_SERVER_TIMEOUT / MODEL_SERVER_TIMEOUT (default 60 s)."""
-    from smcv.contract import ENV_TIMEOUT
-
     return env_number(ENV_TIMEOUT, DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S
 
 

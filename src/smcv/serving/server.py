@@ -34,17 +34,14 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from smcv.contract import ENV_BIND_TO_PORT, ENV_WORKERS, Paths
+from smcv.contract import (ENV_ACCESS_LOG, ENV_BIND_TO_PORT, ENV_DEVICE, ENV_LOG_LEVEL, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE,
+                           ENV_SERVER_THREADS, ENV_WORKERS, Paths)
 from smcv.serving.gunicorn_conf import ServerSettings
-from smcv.serving.predictor import (DEFAULT_MAX_DELAY_MS, ENV_DEVICE, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE,
-                                    env_number, model_timeout_s)
+from smcv.serving.predictor import DEFAULT_MAX_DELAY_MS, env_number, model_timeout_s
 
 logger = logging.getLogger("smcv.serving")
 
 DEFAULT_PORT = 8080
-ENV_THREADS = "SMCV_SERVER_THREADS"
-ENV_LOG_LEVEL = "SMCV_LOG_LEVEL"
-ENV_ACCESS_LOG = "SMCV_ACCESS_LOG"
 
 
 def count_gpus() -> int:
@@ -87,7 +84,7 @@ def resolve_settings(args: Optional[argparse.Namespace] = None) -> ServerSetting
     port = (args and args.port) or env_number(ENV_BIND_TO_PORT, DEFAULT_PORT, int)
     workers = (args and args.workers) or env_number(ENV_WORKERS, 0, int) or max(gpus, 1)
     batch = env_number(ENV_MAX_BATCH_SIZE, 0, int) or None
-    threads = env_number(ENV_THREADS, 0, int) or max(4, 2 * (batch or (8 if gpus else 4)))
+    threads = env_number(ENV_SERVER_THREADS, 0, int) or max(4, 2 * (batch or (8 if gpus else 4)))
     model_dir = Path(args.model_dir) if args and args.model_dir else Paths.from_env().model_dir
     from smcv.serving.app import max_payload_mb
 

@@ -16,7 +16,7 @@ from smcv.classification.models import NUM_LAYERS, adapt_first_conv, build_resne
 from smcv.classification.predictor import ClassificationPredictor
 from smcv.classification.sources import FORMATS, check_labels, read_split
 from smcv.classification.transforms import AUGMENTATIONS, GpuNormalize, eval_transform, normalisation, train_transform
-from smcv.contract import Paths
+from smcv.contract import ENV_CACHE_LIMIT_MB, Paths
 from smcv.data.pipe import is_pipe_mode
 from smcv.data.spool import spool_pipe_channel
 from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
@@ -25,7 +25,6 @@ from smcv.pretrained import load_matching, model_channel_artifact, read_state_di
 from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, train_settings_from
 
 log = logging.getLogger(__name__)
-CACHE_LIMIT_ENV = "SMCV_CACHE_LIMIT_MB"
 
 
 def _params() -> list[Param]:
@@ -86,7 +85,7 @@ class ClassificationTask(Task):
             if split is not None:
                 check_labels(split.items, hp.num_classes, hp.multi_label, split.name)
         mode = "L" if hp.image_shape[0] == 1 else "RGB"
-        limit = int(os.environ.get(CACHE_LIMIT_ENV, "2048")) << 20
+        limit = int(os.environ.get(ENV_CACHE_LIMIT_MB, "2048")) << 20
         train_ds = ClassificationDataset(train.items, train.rec_files, mode, hp.num_classes, hp.multi_label,
                                          train_transform(hp.image_shape, hp.resize, hp.augmentation_type), limit)
         val_ds = None
