@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from smcv.config import HyperParameters
-from smcv.data.pipe import is_pipe_mode
+from smcv.data.spool import spool_pipe_channels
 from smcv.detection.labels import map_class_ids, map_class_names, parse_class_names
 from smcv.detection.samples import ChannelData
 from smcv.errors import ConfigError, DataError
@@ -18,8 +18,8 @@ from smcv.task_api import PreparedData
 log = logging.getLogger(__name__)
 
 
-def _has_channel(name: str, channels: dict[str, Path], channel_config: dict[str, dict]) -> bool:
-    return name in channels or is_pipe_mode(channel_config.get(name, {}))
+def _has_channel(name: str, channels: dict[str, Path], pipe: dict[str, Path]) -> bool:
+    return name in channels or name in pipe
 
 
 def resolve_labels(parts: Sequence[ChannelData], num_classes: int,
@@ -62,11 +62,12 @@ def prepare_detection_data(hp: HyperParameters, channels: dict[str, Path], chann
     from smcv.detection.readers import read_channel
     from smcv.detection.transforms import DetectionTransform
 
-    if not _has_channel("train", channels, channel_config):
+    pipe = spool_pipe_channels(channels, channel_config)
+    if not _has_channel("train", channels, pipe):
         raise ConfigError("object detection needs a 'train' channel (and usually 'validation'); none was given")
-    parts = [read_channel("train", channels, channel_config, hp.data_format, attribute_names)]
-    if _has_channel("validation", channels, channel_config):
-        parts.append(read_channel("validation", channels, channel_config, hp.data_format, attribute_names))
+    parts = [read_channel("train", channels, pipe, hp.data_format, attribute_names)]
+    if _has_channel("validation", channels, pipe):
+        parts.append(read_channel("validation", channels, pipe, hp.data_format, attribute_names))
     else:
         log.warning("no 'validation' channel: validation:mAP cannot be computed and the last epoch's model is kept")
     _check_counts(hp, parts[0])

@@ -7,9 +7,7 @@ import logging
 from pathlib import Path
 from typing import Optional, Sequence
 
-from smcv.contract import Paths
 from smcv.data.images import sniff_image_type
-from smcv.data.pipe import is_pipe_mode
 from smcv.data.recordio import IndexedRecordReader, unpack
 from smcv.detection.annotations import (MANIFEST_SUFFIXES, METADATA_SUFFIX, class_map_names, files_with,
                                         read_json_annotations, read_manifest_channel, read_voc)
@@ -123,19 +121,8 @@ def _json_record(reader: IndexedRecordReader, index: int, where: str) -> dict:
     return value
 
 
-def _pipe_paths(channel: str, channels: dict[str, Path]) -> Paths:
-    if channel in channels:
-        return Paths(Path(channels[channel]).parent.parent.parent)
-    return Paths.from_env()
-
-
-def read_pipe_channel(channel: str, channels: dict[str, Path], data_format: str,
-                      attribute_names: Optional[Sequence[str]]) -> ChannelData:
-    """Spool the channel's FIFO once to a local .rec, then read it as RecordIO or as an augmented manifest."""
-    from smcv.data.spool import spool_pipe_channel
-
-    fifo_name = Path(channels[channel]).name if channel in channels else channel  # e.g. 'training' for 'train'
-    rec = spool_pipe_channel(_pipe_paths(channel, channels), fifo_name)
+def read_pipe_channel(channel: str, rec: Path, data_format: str, attribute_names: Optional[Sequence[str]]) -> ChannelData:
+    """A Pipe-mode channel spooled to a local .rec, read as RecordIO or as an augmented manifest."""
     idx = rec.with_suffix(".idx")
     reader = IndexedRecordReader(rec, idx if idx.is_file() else None)
     if data_format == "manifest" or (data_format == "auto" and _pipe_is_manifest(reader)):
@@ -146,11 +133,11 @@ def read_pipe_channel(channel: str, channels: dict[str, Path], data_format: str,
     return read_recordio(channel, [rec])
 
 
-def read_channel(channel: str, channels: dict[str, Path], channel_config: dict[str, dict], data_format: str = "auto",
+def read_channel(channel: str, channels: dict[str, Path], pipe: dict[str, Path], data_format: str = "auto",
                  attribute_names: Optional[Sequence[str]] = None) -> ChannelData:
-    """All samples of one channel ('train' or 'validation')."""
-    if is_pipe_mode(channel_config.get(channel, {})):
-        data = read_pipe_channel(channel, channels, data_format, attribute_names)
+    """All samples of one channel ('train' or 'validation'); `pipe`: the spooled .rec of each Pipe-mode channel."""
+    if channel in pipe:
+        data = read_pipe_channel(channel, pipe[channel], data_format, attribute_names)
     else:
         if channel not in channels or not Path(channels[channel]).is_dir():
             raise DataError(f"the {channel!r} channel has no data directory; supply it as an input channel")

@@ -86,14 +86,9 @@ def _label_map_for(split: str, channels: dict[str, Path]) -> tuple[LabelMap, Opt
     return LabelMap(), None, {}
 
 
-def _source(split: str, channels: dict[str, Path], channel_config: dict[str, dict], mask_attribute: Optional[str]) -> PairSource:
-    from smcv.data.pipe import is_pipe_mode
-
-    if is_pipe_mode(channel_config.get(split, {})):
-        from smcv.contract import Paths
-        from smcv.data.spool import spool_pipe_channel
-
-        return record_pairs(spool_pipe_channel(Paths.from_env(), split), split)
+def _source(split: str, channels: dict[str, Path], pipe: dict[str, Path], mask_attribute: Optional[str]) -> PairSource:
+    if split in pipe:
+        return record_pairs(pipe[split], split)
     folder = channels[split]
     annotation = channels.get(f"{split}_annotation")
     if annotation is not None and annotation.is_dir():
@@ -108,9 +103,9 @@ def _source(split: str, channels: dict[str, Path], channel_config: dict[str, dic
                     f"manifest (.manifest/.jsonl) with source-ref and a '-ref' mask attribute")
 
 
-def read_split(split: str, channels: dict[str, Path], channel_config: dict[str, dict], mask_attribute: Optional[str]) -> Split:
-    """Find one split's pairs and label map."""
-    source = _source(split, channels, channel_config, mask_attribute)
+def read_split(split: str, channels: dict[str, Path], pipe: dict[str, Path], mask_attribute: Optional[str]) -> Split:
+    """Find one split's pairs and label map (`pipe`: the spooled .rec of each Pipe-mode split)."""
+    source = _source(split, channels, pipe, mask_attribute)
     label_map, colors, names = _label_map_for(split, channels)
     if source.color_map:
         colors, names = source.color_map, {**names, **source.class_names}

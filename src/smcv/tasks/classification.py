@@ -16,9 +16,8 @@ from smcv.classification.models import NUM_LAYERS, adapt_first_conv, build_resne
 from smcv.classification.predictor import ClassificationPredictor
 from smcv.classification.sources import FORMATS, check_labels, read_split
 from smcv.classification.transforms import AUGMENTATIONS, GpuNormalize, eval_transform, normalisation, train_transform
-from smcv.contract import ENV_CACHE_LIMIT_MB, Paths
-from smcv.data.pipe import is_pipe_mode
-from smcv.data.spool import spool_pipe_channel
+from smcv.contract import ENV_CACHE_LIMIT_MB
+from smcv.data.spool import spool_pipe_channels
 from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
 from smcv.errors import ConfigError, DataError
 from smcv.pretrained import load_matching, model_channel_artifact, read_state_dict, require_pretrained
@@ -70,7 +69,7 @@ class ClassificationTask(Task):
     def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
         if hp.image_shape[0] not in (1, 3):
             raise ConfigError(f"image_shape {hp.image_shape}: the number of channels must be 1 (grey) or 3 (RGB)")
-        channels = _spool_pipe_channels(channels, channel_config)
+        channels = {**channels, **{name: rec.parent for name, rec in spool_pipe_channels(channels, channel_config).items()}}
         if "train" not in channels:
             raise DataError(f"the 'train' channel is missing (channels present: {sorted(channels) or 'none'}); "
                             "the classification algorithm needs 'train' and optionally 'validation' "
@@ -152,15 +151,6 @@ class ClassificationTask(Task):
         return ClassificationPredictor(model, eval_transform(shape, manifest.get("resize")),
                                        GpuNormalize(norm["mean"], norm["std"]), mode, bool(manifest.get("multi_label")),
                                        list(manifest.get("class_names") or []), device)
-
-
-def _spool_pipe_channels(channels: dict[str, Path], channel_config: dict[str, dict]) -> dict[str, Path]:
-    """Pipe-mode RecordIO channels are copied once to local disk, then read like File mode."""
-    channels = dict(channels)
-    for split in ("train", "validation"):
-        if is_pipe_mode(channel_config.get(split, {})):
-            channels[split] = spool_pipe_channel(Paths.from_env(), split).parent
-    return channels
 
 
 def _to_device(batch: Any, device: torch.device, normalize: GpuNormalize) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from smcv.config import HyperParameters, Schema
+from smcv.data.spool import spool_pipe_channels
 from smcv.errors import DataError
 from smcv.segmentation import params
 from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator
@@ -45,10 +46,11 @@ class SegmentationTask(Task):
                             "semantic segmentation needs 'train', 'train_annotation', 'validation' and "
                             "'validation_annotation' (or train/validation augmented manifests)")
         geometry = params.geometry(hp)
-        train = ds.read_split("train", channels, channel_config, hp.mask_attribute)
+        pipe = spool_pipe_channels(channels, channel_config)
+        train = ds.read_split("train", channels, pipe, hp.mask_attribute)
         validation = None
         if "validation" in channels:
-            validation = ds.read_split("validation", channels, channel_config, hp.mask_attribute)
+            validation = ds.read_split("validation", channels, pipe, hp.mask_attribute)
         binary = ds.binary_255(hp.binary_mask_255, hp.num_classes, train)
         train_ds = ds.SegmentationDataset(train.source, ds.make_decoder(train, hp.num_classes, binary),
                                           build_transform(geometry, True, hp.augment, hp.horizontal_flip))
