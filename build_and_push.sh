@@ -3,7 +3,8 @@
 # or to another registry. See docs/container.md.
 set -euo pipefail
 
-ALL_TASKS="classification,detection,segmentation"
+# the task list (one per line) is containers/tasks.txt, checked against smcv.tasks.TASKS by tests/unit/test_tasks.py
+ALL_TASKS="$(paste -sd, "$(dirname "${BASH_SOURCE[0]}")/containers/tasks.txt")"
 
 usage() {
     cat <<'USAGE'

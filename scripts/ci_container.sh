@@ -151,7 +151,7 @@ step_done "container tests"
 echo "=== ci_container summary (exit ${rc})"
 printf '  %s\n' "${timings[@]}"
 echo "  total                        $(( $(date +%s) - t0 )) s"
-for task in classification detection segmentation; do
+for task in $(<"${root}/containers/tasks.txt"); do
     size="$("${DOCKER}" image inspect -f '{{.Size}}' "smcv-${task}:latest" 2>/dev/null || echo 0)"
     printf "  %-28s %5d MB\n" "smcv-${task}:latest" $(( size / 1000000 ))
 done

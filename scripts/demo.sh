@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tasks=("$@")
-[ ${#tasks[@]} -gt 0 ] || tasks=(classification detection segmentation)
+[ ${#tasks[@]} -gt 0 ] || mapfile -t tasks < containers/tasks.txt
 work="${SMCV_DEMO_DIR:-$PWD/.cache/demo}"
 port="${PORT:-8080}"
 

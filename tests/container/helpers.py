@@ -18,7 +18,7 @@ from typing import Optional
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_TEST = REPO / "local_test"
 ENABLE_ENV = "SMCV_CONTAINER_TESTS"
-TASKS = ("classification", "detection", "segmentation")
+TASKS = tuple((REPO / "containers" / "tasks.txt").read_text().split())  # = smcv.tasks.TASKS (tests/unit/test_tasks.py)
 
 
 def docker_cli() -> str:
