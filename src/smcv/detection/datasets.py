@@ -50,3 +50,14 @@ def collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[torch.Ten
     """Stack the equal-size uint8 images; keep one target dict per image."""
     images = torch.stack([item[0] for item in batch])
     return images, [item[1] for item in batch]
+
+
+def to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """A collated batch on the device: images as 0-1 floats, targets' boxes and labels."""
+    images, targets = batch
+    x = images.to(device, non_blocking=True).float().div_(255.0)
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    moved = [{"boxes": t["boxes"].to(device, non_blocking=True), "labels": t["labels"].to(device, non_blocking=True)}
+             for t in targets]
+    return x, moved

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from smcv.task_api import Evaluator
+
 COCO_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 COCO_RECALLS = np.linspace(0.0, 1.0, 101)
 COCO_MAX_DETECTIONS = 100
@@ -179,3 +181,27 @@ def mean_average_precision(images: list[ImageResult], num_classes: int, iou_thre
     for image in images:
         accumulator.add(image)
     return accumulator.compute()
+
+
+class DetectionEvaluator(Evaluator):
+    """VOC07 mAP at overlap_threshold and COCO mAP@[.5:.95], accumulated over the validation set."""
+
+    def __init__(self, num_classes: int, overlap_threshold: float) -> None:
+        self.accumulator = MatchAccumulator(num_classes, overlap_threshold)
+
+    def update(self, outputs: Any, batch: Any) -> None:
+        for det, target in zip(outputs, batch):
+            self.accumulator.add(ImageResult(
+                det["boxes"].float().cpu().numpy(), det["scores"].float().cpu().numpy(), det["labels"].cpu().numpy(),
+                target["boxes"].float().cpu().numpy(), target["labels"].cpu().numpy(), target["difficult"].cpu().numpy()))
+
+    def compute(self) -> dict[str, float]:
+        result = self.accumulator.compute()
+        return {"validation:mAP": result["mAP"], "validation:mAP_coco": result["mAP_coco"]}
+
+    def state(self) -> list[Any]:
+        return self.accumulator.state()
+
+    def merge(self, states: list[list[Any]]) -> None:
+        for state in states:
+            self.accumulator.merge(state)

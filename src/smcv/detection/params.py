@@ -7,7 +7,7 @@ from typing import Optional
 
 from smcv.config import REQUIRED, Param, Schema, common_training_params
 from smcv.detection.backbones import BASE_NETWORKS
-from smcv.detection.readers import DATA_FORMATS
+from smcv.detection.sources import DATA_FORMATS
 from smcv.detection.transforms import AUGMENTATIONS
 from smcv.errors import ConfigError
 

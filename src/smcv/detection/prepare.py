@@ -59,7 +59,7 @@ def prepare_detection_data(hp: HyperParameters, channels: dict[str, Path], chann
                            attribute_names: Optional[list[str]]) -> PreparedData:
     """Datasets for the engine, with class names and facts for the manifest."""
     from smcv.detection.datasets import DetectionDataset, collate
-    from smcv.detection.readers import read_channel
+    from smcv.detection.sources import read_channel
     from smcv.detection.transforms import DetectionTransform
 
     pipe = spool_pipe_channels(channels, channel_config)

@@ -52,3 +52,14 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, focal_weight: 
     if dice_weight:
         loss = loss + dice_weight * dice_loss(logits, target, valid)
     return loss
+
+
+class SegmentationCriterion(torch.nn.Module):
+    """The training loss with its weights from the hyperparameters; build_model attaches it to the network."""
+
+    def __init__(self, focal_weight: float, dice_weight: float, gamma: float) -> None:
+        super().__init__()
+        self.focal_weight, self.dice_weight, self.gamma = focal_weight, dice_weight, gamma
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return segmentation_loss(logits, target, self.focal_weight, self.dice_weight, self.gamma)

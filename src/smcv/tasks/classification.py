@@ -8,46 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as nnf
 
-from smcv.classification.dataset import ClassificationDataset
+from smcv.classification import params
+from smcv.classification.datasets import ClassificationDataset, positive_weights
 from smcv.classification.metrics import AccuracyEvaluator
-from smcv.classification.models import NUM_LAYERS, adapt_first_conv, build_resnet
+from smcv.classification.model import TrainingCriterion, adapt_first_conv, build_resnet
 from smcv.classification.predictor import ClassificationPredictor
-from smcv.classification.sources import FORMATS, check_labels, read_split
-from smcv.classification.transforms import AUGMENTATIONS, GpuNormalize, eval_transform, normalisation, train_transform
+from smcv.classification.sources import check_labels, read_split
+from smcv.classification.transforms import GpuNormalize, eval_transform, normalisation, train_transform
+from smcv.config import HyperParameters, Schema
 from smcv.contract import ENV_CACHE_LIMIT_MB
 from smcv.data.spool import spool_pipe_channels
-from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
-from smcv.errors import ConfigError, DataError
+from smcv.errors import DataError
 from smcv.pretrained import load_matching, model_channel_artifact, read_state_dict, require_pretrained
 from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, train_settings_from
 
 log = logging.getLogger(__name__)
-
-
-def _params() -> list[Param]:
-    return [
-        Param("num_classes", "int", REQUIRED, low=1, help="number of output classes"),
-        Param("num_training_samples", "int", REQUIRED, low=1, help="number of training images"),
-        *common_training_params({"epochs": 30, "learning_rate": 0.1, "mini_batch_size": 32, "momentum": 0.9,
-                                 "weight_decay": 0.0001, "lr_scheduler_factor": 0.1, "early_stopping_min_epochs": 10,
-                                 "early_stopping_patience": 5}),
-        Param("num_layers", "int", 152, choices=NUM_LAYERS, help="ResNet depth"),
-        Param("image_shape", "shape", (3, 224, 224), low=1, help="input 'channels,height,width'"),
-        Param("resize", "int", None, low=1, help="shorter side of the image before cropping"),
-        Param("optimizer", "str", "sgd", choices=("sgd", "adam", "rmsprop", "nag"), help="optimizer"),
-        Param("beta_1", "float", 0.9, low=0, high=1, help="adam beta1"),
-        Param("beta_2", "float", 0.999, low=0, high=1, help="adam beta2"),
-        Param("eps", "float", 1e-8, low=0, high=1, help="adam/rmsprop epsilon"),
-        Param("gamma", "float", 0.9, low=0, high=1, help="rmsprop decay"),
-        Param("augmentation_type", "str", None, choices=AUGMENTATIONS, help="data augmentation"),
-        Param("use_pretrained_model", "bool", False, help="start from ImageNet weights (only the last layer is re-initialised)"),
-        Param("multi_label", "bool", False, help="several labels per image (multi-hot or class-id list)"),
-        Param("use_weighted_loss", "bool", False, help="multi_label only: weight positives by inverse frequency"),
-        Param("top_k", "int", None, low=2, help="also report validation top-k accuracy"),
-        Param("data_format", "str", "auto", choices=FORMATS, help="smcv: input format, sniffed by default"),
-    ]
 
 
 class ClassificationTask(Task):
@@ -59,16 +35,15 @@ class ClassificationTask(Task):
     metric_names = ("validation:accuracy", "validation:top_5_accuracy")
 
     def schema(self) -> Schema:
-        return Schema(self.name, _params())
+        return params.classification_schema()
 
     def train_settings(self, hp: HyperParameters) -> TrainSettings:
-        if hp.resize and hp.resize < max(hp.image_shape[1:]):
-            log.warning("resize %d is smaller than image_shape %s: images are upscaled before cropping", hp.resize, hp.image_shape)
+        params.check(hp)
+        params.warn_upscaling(hp)
         return train_settings_from(hp, beta_1=hp.beta_1, beta_2=hp.beta_2, eps=hp.eps, rho=hp.gamma, lr_scheduler="step")
 
     def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
-        if hp.image_shape[0] not in (1, 3):
-            raise ConfigError(f"image_shape {hp.image_shape}: the number of channels must be 1 (grey) or 3 (RGB)")
+        params.check(hp)
         channels = {**channels, **{name: rec.parent for name, rec in spool_pipe_channels(channels, channel_config).items()}}
         if "train" not in channels:
             raise DataError(f"the 'train' channel is missing (channels present: {sorted(channels) or 'none'}); "
@@ -95,43 +70,34 @@ class ClassificationTask(Task):
             log.warning("num_training_samples is %d but the train channel holds %d images; using %d",
                         hp.num_training_samples, len(train_ds), len(train_ds))
         info = {"train_format": train.format, "train_samples": len(train_ds), "validation_samples": len(val_ds or [])}
-        data = PreparedData(train_ds, val_ds, None, names, info)
         if hp.multi_label and hp.use_weighted_loss:
-            data.info["pos_weight"] = _pos_weight(train_ds, hp.num_classes)
-        return data
+            info["pos_weight"] = positive_weights(train_ds, hp.num_classes)
+        return PreparedData(train_ds, val_ds, None, names, info)
 
     def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path]) -> torch.nn.Module:
+        """The ResNet, carrying its TrainingCriterion (normalisation, loss) for the training and validation steps."""
         model = build_resnet(hp.num_layers, hp.num_classes, hp.image_shape[0])
         if hp.use_pretrained_model and model_channel_artifact(channels.get("model")) is None:
             path = require_pretrained([f"resnet{hp.num_layers}", "resnet"], channels, f"ResNet-{hp.num_layers}")
             state = adapt_first_conv(read_state_dict(path), "conv1.weight", hp.image_shape[0])
             load_matching(model, state, skip=("fc.",), source=path.name)
-        self._pos_weight = data.info.get("pos_weight")
-        self._multi_label = hp.multi_label
-        self._normalize = GpuNormalize(*normalisation(hp.image_shape[0]))
+        model.criterion = TrainingCriterion(*normalisation(hp.image_shape[0]), hp.multi_label, data.info.get("pos_weight"))
         return model
 
-    def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
-        if getattr(self, "_multi_label", False):
-            weight = getattr(self, "_pos_weight", None)
-            pos_weight = torch.tensor(weight, device=logits.device) if weight is not None else None
-            return nnf.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)
-        return nnf.cross_entropy(logits, targets)
-
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
-        images, targets = _to_device(batch, device, self._normalize)
-        return self._loss(model(images), targets)
+        criterion = _criterion(model)
+        images, targets = _to_device(batch, device, criterion)
+        return criterion(model(images), targets)
 
     def new_evaluator(self, hp: HyperParameters, data: PreparedData) -> Evaluator:
-        self._multi_label = hp.multi_label
         return AccuracyEvaluator(hp.multi_label, hp.top_k)
 
     def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device, evaluator: Evaluator) -> torch.Tensor:
-        images, targets = _to_device(batch, device, self._normalize)
+        criterion = _criterion(model)
+        images, targets = _to_device(batch, device, criterion)
         logits = model(images).float()
         evaluator.update(logits, (images, targets))
-        return self._loss(logits, targets)
+        return criterion(logits, targets)
 
     def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
         mean, std = normalisation(hp.image_shape[0])
@@ -153,16 +119,15 @@ class ClassificationTask(Task):
                                        list(manifest.get("class_names") or []), device)
 
 
-def _to_device(batch: Any, device: torch.device, normalize: GpuNormalize) -> tuple[torch.Tensor, torch.Tensor]:
+def _criterion(model: torch.nn.Module) -> TrainingCriterion:
+    """The criterion build_model attached (inside DistributedDataParallel when wrapped)."""
+    return getattr(model, "module", model).criterion
+
+
+def _to_device(batch: Any, device: torch.device, criterion: TrainingCriterion) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images go to the device as they are and are normalised there."""
     images, targets = batch
-    images = normalize(images.to(device, non_blocking=True))
+    images = criterion.normalize(images.to(device, non_blocking=True))
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
     return images, targets.to(device, non_blocking=True)
-
-
-def _pos_weight(dataset: ClassificationDataset, num_classes: int) -> list[float]:
-    targets = torch.stack(dataset.targets())
-    positives = targets.sum(dim=0).clamp(min=1)
-    return ((len(targets) - positives) / positives).tolist()

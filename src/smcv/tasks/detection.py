@@ -8,47 +8,15 @@ from typing import Any
 import torch
 
 from smcv.config import HyperParameters, Schema
+from smcv.detection.build import build_training_model
+from smcv.detection.datasets import to_device
+from smcv.detection.metrics import DetectionEvaluator
+from smcv.detection.model import build_detector
 from smcv.detection.params import detection_schema, parse_attribute_names
+from smcv.detection.predictor import DetectionPredictor
+from smcv.detection.prepare import prepare_detection_data
 from smcv.errors import ConfigError
 from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, train_settings_from
-
-
-def _to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
-    images, targets = batch
-    x = images.to(device, non_blocking=True).float().div_(255.0)
-    if device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-    moved = [{"boxes": t["boxes"].to(device, non_blocking=True), "labels": t["labels"].to(device, non_blocking=True)}
-             for t in targets]
-    return x, moved
-
-
-class DetectionEvaluator(Evaluator):
-    """VOC07 mAP at overlap_threshold and COCO mAP@[.5:.95], accumulated over the validation set."""
-
-    def __init__(self, num_classes: int, overlap_threshold: float) -> None:
-        from smcv.detection.metrics import MatchAccumulator
-
-        self.accumulator = MatchAccumulator(num_classes, overlap_threshold)
-
-    def update(self, outputs: Any, batch: Any) -> None:
-        from smcv.detection.metrics import ImageResult
-
-        for det, target in zip(outputs, batch):
-            self.accumulator.add(ImageResult(
-                det["boxes"].float().cpu().numpy(), det["scores"].float().cpu().numpy(), det["labels"].cpu().numpy(),
-                target["boxes"].float().cpu().numpy(), target["labels"].cpu().numpy(), target["difficult"].cpu().numpy()))
-
-    def compute(self) -> dict[str, float]:
-        result = self.accumulator.compute()
-        return {"validation:mAP": result["mAP"], "validation:mAP_coco": result["mAP_coco"]}
-
-    def state(self) -> list[Any]:
-        return self.accumulator.state()
-
-    def merge(self, states: list[list[Any]]) -> None:
-        for state in states:
-            self.accumulator.merge(state)
 
 
 class DetectionTask(Task):
@@ -68,19 +36,15 @@ class DetectionTask(Task):
         return train_settings_from(hp, lr_scheduler="step")
 
     def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
-        from smcv.detection.prepare import prepare_detection_data
-
         return prepare_detection_data(hp, channels, channel_config, parse_attribute_names(hp.attribute_names))
 
     def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path]) -> torch.nn.Module:
-        from smcv.detection.build import build_training_model
-
         model, spec = build_training_model(hp, channels)
         data.info["detector"] = spec
         return model
 
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
-        images, targets = _to_device(batch, device)
+        images, targets = to_device(batch, device)
         losses = model(images, targets)
         return losses["bbox_regression"] + losses["classification"]
 
@@ -88,7 +52,7 @@ class DetectionTask(Task):
         return DetectionEvaluator(hp.num_classes, hp.overlap_threshold)
 
     def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device, evaluator: Evaluator) -> torch.Tensor:
-        images, targets = _to_device(batch, device)
+        images, targets = to_device(batch, device)
         outputs, anchors = model.head_outputs(images)
         losses = model.losses(outputs, anchors, targets)
         evaluator.update(model.detect(outputs, anchors, images.shape[-2], images.shape[-1]), batch[1])
@@ -98,7 +62,7 @@ class DetectionTask(Task):
         if "detector" not in data.info:
             raise RuntimeError("build_model must run before manifest_fields (it decides the detector spec)")
         fields = {"detector": data.info["detector"], "image_shape": hp.image_shape,
-                  "response_types": list(_response_types())}
+                  "response_types": list(DetectionPredictor.response_types)}
         if data.info.get("source_class_ids") is not None:
             fields["source_class_ids"] = data.info["source_class_ids"]
         return fields
@@ -110,9 +74,6 @@ class DetectionTask(Task):
         return [f"#quality_metric: validation mAP <score>=({value:.6f})"]
 
     def build_predictor(self, manifest: dict[str, Any], state_dict: dict[str, torch.Tensor], device: torch.device) -> Predictor:
-        from smcv.detection.model import build_detector
-        from smcv.detection.predictor import DetectionPredictor
-
         spec = manifest.get("detector")
         if not isinstance(spec, dict):
             raise ConfigError("manifest.json has no 'detector' section; the model must come from an smcv detection job")
@@ -122,10 +83,4 @@ class DetectionTask(Task):
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         return DetectionPredictor(model, int(spec["image_shape"]), device)
-
-
-def _response_types() -> tuple[str, ...]:
-    from smcv.detection.predictor import DetectionPredictor
-
-    return DetectionPredictor.response_types
 

@@ -12,8 +12,14 @@ import torch
 from smcv.config import HyperParameters, Schema
 from smcv.data.spool import spool_pipe_channels
 from smcv.errors import DataError
+from smcv.segmentation import datasets as ds
 from smcv.segmentation import params
+from smcv.segmentation.losses import SegmentationCriterion
 from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator
+from smcv.segmentation.model import (IMAGENET_MEAN, IMAGENET_STD, build_network, convert_syncbn, load_initial_weights,
+                                     network_spec)
+from smcv.segmentation.predictor import SegmentationPredictor
+from smcv.segmentation.transforms import build_transform, normalize
 from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -27,9 +33,6 @@ class SegmentationTask(Task):
     channel_names = ("train", "validation", "train_annotation", "validation_annotation", "label_map", "pretrained", "model")
     metric_names = METRIC_NAMES
 
-    def __init__(self) -> None:
-        self._loss_args: dict[str, float] = {"focal_weight": 1.0, "dice_weight": 1.0, "gamma": 2.0}
-
     def schema(self) -> Schema:
         return params.segmentation_schema()
 
@@ -37,9 +40,6 @@ class SegmentationTask(Task):
         return params.train_settings(hp)
 
     def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
-        from smcv.segmentation import datasets as ds
-        from smcv.segmentation.transforms import build_transform
-
         params.check(hp)
         if "train" not in channels:
             raise DataError(f"the 'train' channel is missing (channels present: {sorted(channels) or 'none'}); "
@@ -73,36 +73,27 @@ class SegmentationTask(Task):
         return PreparedData(train_ds, val_ds, ds.collate, names, info)
 
     def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path]) -> torch.nn.Module:
-        from smcv.segmentation.model import build_network, convert_syncbn, load_initial_weights, network_spec
-
         encoder = params.encoder_name(hp)
         model = build_network(network_spec(params.architecture(hp), encoder, hp.encoder_depth, hp.num_classes))
         source = load_initial_weights(model, encoder, hp.use_pretrained_model, channels)
         log.info("segmentation network: %s with %s encoder, weights from %s", params.architecture(hp), encoder, source)
-        self._set_loss(hp)
-        return convert_syncbn(model) if hp.syncbn else model
-
-    def _set_loss(self, hp: HyperParameters) -> None:
-        self._loss_args = {"focal_weight": hp.focal_loss_weight, "dice_weight": hp.dice_loss_weight, "gamma": hp.focal_gamma}
+        model = convert_syncbn(model) if hp.syncbn else model
+        model.criterion = SegmentationCriterion(hp.focal_loss_weight, hp.dice_loss_weight, hp.focal_gamma)
+        return model
 
     def _forward(self, model: torch.nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        from smcv.segmentation.losses import segmentation_loss
-        from smcv.segmentation.model import IMAGENET_MEAN, IMAGENET_STD
-        from smcv.segmentation.transforms import normalize
-
         images, masks = batch
         images = normalize(images.to(device, non_blocking=True), IMAGENET_MEAN, IMAGENET_STD)
         if device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         masks = masks.to(device, non_blocking=True).long()
         logits = model(images)
-        return segmentation_loss(logits, masks, **self._loss_args), logits, masks
+        return getattr(model, "module", model).criterion(logits, masks), logits, masks
 
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         return self._forward(model, batch, device)[0]
 
     def new_evaluator(self, hp: HyperParameters, data: PreparedData) -> Evaluator:
-        self._set_loss(hp)
         return ConfusionEvaluator(hp.num_classes)
 
     def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device, evaluator: Evaluator) -> torch.Tensor:
@@ -111,16 +102,11 @@ class SegmentationTask(Task):
         return loss
 
     def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
-        from smcv.segmentation.model import IMAGENET_MEAN, IMAGENET_STD, network_spec
-
         spec = network_spec(params.architecture(hp), params.encoder_name(hp), hp.encoder_depth, hp.num_classes)
         return {**spec, "input": params.geometry(hp).as_manifest(), "ignore_index": params.IGNORE_INDEX,
                 "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}, "data": data.info}
 
     def build_predictor(self, manifest: dict[str, Any], state_dict: dict[str, torch.Tensor], device: torch.device) -> Predictor:
-        from smcv.segmentation.model import build_network
-        from smcv.segmentation.predictor import SegmentationPredictor
-
         model = build_network(manifest)
         model.load_state_dict(state_dict)
         model.to(device)

@@ -101,3 +101,10 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read image {path}: {exc.strerror}") from exc
+
+
+def positive_weights(dataset: ClassificationDataset, num_classes: int) -> list[float]:
+    """Per class (negatives / positives) over the training set: BCE positive weights for use_weighted_loss."""
+    targets = torch.stack(dataset.targets())
+    positives = targets.sum(dim=0).clamp(min=1)
+    return ((len(targets) - positives) / positives).tolist()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
+import torch.nn.functional as nnf
 from torch import nn
 from torchvision.models import resnet
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
@@ -66,3 +69,27 @@ def adapt_first_conv(state: dict[str, torch.Tensor], key: str, in_channels: int)
         state = dict(state)
         state[key] = weight.sum(dim=1, keepdim=True)
     return state
+
+
+class TrainingCriterion(nn.Module):
+    """What the training steps need beside the network: input normalisation and the loss.
+
+    build_model attaches it to the network as `criterion`; its buffers follow the network to the device and are not
+    saved (persistent=False), so the state_dict and the artifact stay the network's alone."""
+
+    def __init__(self, mean: list[float], std: list[float], multi_label: bool, pos_weight: Optional[list[float]] = None) -> None:
+        super().__init__()
+        self.multi_label = multi_label
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(pos_weight), persistent=False)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 NCHW batch (on the device) -> normalised float batch."""
+        return (images.float() - self.mean) / self.std
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if self.multi_label:
+            return nnf.binary_cross_entropy_with_logits(logits, targets, pos_weight=self.pos_weight)
+        return nnf.cross_entropy(logits, targets)

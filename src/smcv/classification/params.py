@@ -1,0 +1,55 @@
+"""Classification hyperparameters: the built-in image-classification names plus smcv's documented extensions."""
+
+from __future__ import annotations
+
+import logging
+
+from smcv.classification.model import NUM_LAYERS
+from smcv.classification.sources import FORMATS
+from smcv.classification.transforms import AUGMENTATIONS
+from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
+from smcv.errors import ConfigError
+
+log = logging.getLogger(__name__)
+TASK = "classification"
+
+
+def _params() -> list[Param]:
+    return [
+        Param("num_classes", "int", REQUIRED, low=1, help="number of output classes"),
+        Param("num_training_samples", "int", REQUIRED, low=1, help="number of training images"),
+        *common_training_params({"epochs": 30, "learning_rate": 0.1, "mini_batch_size": 32, "momentum": 0.9,
+                                 "weight_decay": 0.0001, "lr_scheduler_factor": 0.1, "early_stopping_min_epochs": 10,
+                                 "early_stopping_patience": 5}),
+        Param("num_layers", "int", 152, choices=NUM_LAYERS, help="ResNet depth"),
+        Param("image_shape", "shape", (3, 224, 224), low=1, help="input 'channels,height,width'"),
+        Param("resize", "int", None, low=1, help="shorter side of the image before cropping"),
+        Param("optimizer", "str", "sgd", choices=("sgd", "adam", "rmsprop", "nag"), help="optimizer"),
+        Param("beta_1", "float", 0.9, low=0, high=1, help="adam beta1"),
+        Param("beta_2", "float", 0.999, low=0, high=1, help="adam beta2"),
+        Param("eps", "float", 1e-8, low=0, high=1, help="adam/rmsprop epsilon"),
+        Param("gamma", "float", 0.9, low=0, high=1, help="rmsprop decay"),
+        Param("augmentation_type", "str", None, choices=AUGMENTATIONS, help="data augmentation"),
+        Param("use_pretrained_model", "bool", False, help="start from ImageNet weights (only the last layer is re-initialised)"),
+        Param("multi_label", "bool", False, help="several labels per image (multi-hot or class-id list)"),
+        Param("use_weighted_loss", "bool", False, help="multi_label only: weight positives by inverse frequency"),
+        Param("top_k", "int", None, low=2, help="also report validation top-k accuracy"),
+        Param("data_format", "str", "auto", choices=FORMATS, help="smcv: input format, sniffed by default"),
+    ]
+
+
+def classification_schema() -> Schema:
+    """The schema: the built-in's names, defaults and ranges, plus smcv's extensions."""
+    return Schema(TASK, _params())
+
+
+def check(hp: HyperParameters) -> None:
+    """Cross-parameter rules the schema cannot express."""
+    if hp.image_shape[0] not in (1, 3):
+        raise ConfigError(f"image_shape {hp.image_shape}: the number of channels must be 1 (grey) or 3 (RGB)")
+
+
+def warn_upscaling(hp: HyperParameters) -> None:
+    """A resize below the crop size is allowed (as in the built-in) but worth a warning."""
+    if hp.resize and hp.resize < max(hp.image_shape[1:]):
+        log.warning("resize %d is smaller than image_shape %s: images are upscaled before cropping", hp.resize, hp.image_shape)
