@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from smcv import artifact
-from smcv.serving.predictor import ModelHolder
+from smcv.serving.model_holder import ModelHolder
 from smcv.tasks.base import PreparedData
 from smcv.tasks.classification import ClassificationTask
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from smcv.serving.app import create_app
-from smcv.serving.predictor import ModelHolder
+from smcv.serving.model_holder import ModelHolder
 from smcv.train import main as train_main
 from tests.conftest import TINY_CLASSIFICATION, OptMl, write_class_folders
 

@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from smcv.contract import ENV_MAX_PAYLOAD_MB
 from smcv.errors import HTTPError
 from smcv.serving import codecs
-from smcv.serving.predictor import ModelHolder, env_number
+from smcv.serving.model_holder import ModelHolder, env_number
 
 logger = logging.getLogger("smcv.serving")
 
@@ -44,14 +44,14 @@ def create_app(holder: ModelHolder, *, workers: int = 1, payload_mb: Optional[in
 
     @app.post("/invocations")
     def invocations() -> Any:
-        holder.check_ready()
+        predictor = holder.check_ready()  # the one readiness check of this request
         _check_declared_length(limit_bytes, limit_mb)
         request_type = codecs.request_image_type(request.headers.get("Content-Type"))
-        response_type = holder.response_type(request.headers.get("Accept"))
+        response_type = codecs.negotiate(request.headers.get("Accept"), predictor.response_types)  # the one negotiation
         data = _read_body(limit_bytes, limit_mb)
         image = codecs.decode_request_image(data, request_type, mode=holder.image_mode)
-        body, content_type = holder.infer(image, response_type, request.headers.get(CUSTOM_ATTRIBUTES_HEADER))
-        return Response(body, status=200, content_type=content_type)
+        body = holder.run(predictor, image, response_type, request.headers.get(CUSTOM_ATTRIBUTES_HEADER))
+        return Response(body, status=200, content_type=response_type)
 
     @app.get("/execution-parameters")
     def execution_parameters() -> Any:

@@ -83,7 +83,7 @@ def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
 def build_worker_app(settings: ServerSettings) -> Any:
     """In a worker: start loading the model in the background and return the Flask app at once."""
     from smcv.serving.app import create_app
-    from smcv.serving.predictor import ModelHolder
+    from smcv.serving.model_holder import ModelHolder
 
     holder = ModelHolder(settings.model_dir, max_batch_size=settings.max_batch_size,
                          max_delay_ms=settings.max_delay_ms, timeout_s=settings.timeout_s).start()

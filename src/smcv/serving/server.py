@@ -37,7 +37,7 @@ from typing import Optional, Sequence
 from smcv.contract import (ENV_ACCESS_LOG, ENV_BIND_TO_PORT, ENV_DEVICE, ENV_LOG_LEVEL, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE,
                            ENV_SERVER_THREADS, ENV_WORKERS, Paths)
 from smcv.serving.gunicorn_conf import ServerSettings
-from smcv.serving.predictor import DEFAULT_MAX_DELAY_MS, env_number, model_timeout_s
+from smcv.serving.model_holder import DEFAULT_MAX_DELAY_MS, env_number, model_timeout_s
 
 logger = logging.getLogger("smcv.serving")
 

@@ -24,7 +24,7 @@ def fake_task(monkeypatch):
 @pytest.fixture
 def make_holder(fake_task, tmp_path):
     """A factory of loaded ModelHolders for the fake model (manifest extras as keyword arguments)."""
-    from smcv.serving.predictor import ModelHolder
+    from smcv.serving.model_holder import ModelHolder
 
     holders = []
 

@@ -46,7 +46,7 @@ def test_ping_500_names_the_load_failure(make_holder):
 
 
 def test_ping_500_for_missing_model(fake_task, tmp_path):
-    from smcv.serving.predictor import ModelHolder
+    from smcv.serving.model_holder import ModelHolder
 
     holder = ModelHolder(tmp_path / "nowhere", device="cpu")
     holder.load()
@@ -157,3 +157,25 @@ def test_execution_parameters(make_holder):
     assert body == {"MaxConcurrentTransforms": 8, "BatchStrategy": "SINGLE_RECORD", "MaxPayloadInMB": 6}
     capped = create_app(make_holder(max_batch_size=8), workers=4, payload_mb=20).test_client().get("/execution-parameters")
     assert capped.get_json()["MaxConcurrentTransforms"] == 5  # 5 x 20 MB stays within SageMaker's 100 MB
+
+
+def test_one_readiness_check_and_one_negotiation_per_request(make_holder, fake_task, monkeypatch):
+    from smcv.serving import codecs
+
+    holder = make_holder()
+    calls = {"ready": 0, "negotiate": 0}
+    check_ready, negotiate = holder.check_ready, codecs.negotiate
+
+    def counted_check_ready():
+        calls["ready"] += 1
+        return check_ready()
+
+    def counted_negotiate(*args, **kwargs):
+        calls["negotiate"] += 1
+        return negotiate(*args, **kwargs)
+
+    monkeypatch.setattr(holder, "check_ready", counted_check_ready)
+    monkeypatch.setattr(codecs, "negotiate", counted_negotiate)
+    response = post(create_app(holder).test_client(), fake_task.image_bytes(), Accept="text/csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert calls == {"ready": 1, "negotiate": 1}

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from smcv.errors import HTTPError
-from smcv.serving import predictor as predictor_module
-from smcv.serving.predictor import env_number, pick_device
+from smcv.serving import model_holder as predictor_module
+from smcv.serving.model_holder import env_number, pick_device
 
 
 def test_pick_device_cpu_and_override(monkeypatch):

@@ -177,14 +177,14 @@ class ModelHolder:
             raise HTTPError(503, "the model is still loading; retry when GET /ping returns 200")
         return self.predictor
 
-    def response_type(self, accept: Optional[str]) -> str:
-        """The negotiated response content type for an Accept header (406 when none fits)."""
-        return codecs.negotiate(accept, self.response_types)
-
     def infer(self, image: Image.Image, accept: Optional[str], custom_attributes: Optional[str] = None) -> tuple[bytes, str]:
-        """Preprocess, batch, predict and encode one image; returns (body, content type)."""
+        """Check readiness, negotiate the Accept header, then run one image; returns (body, content type)."""
         predictor = self.check_ready()
-        content_type = self.response_type(accept)
+        content_type = codecs.negotiate(accept, predictor.response_types)
+        return self.run(predictor, image, content_type, custom_attributes), content_type
+
+    def run(self, predictor: Any, image: Image.Image, content_type: str, custom_attributes: Optional[str] = None) -> bytes:
+        """Preprocess, batch, predict and encode one image for a ready predictor and a negotiated content type."""
         try:
             tensor, meta = predictor.preprocess(image)
         except UserError as exc:
@@ -199,8 +199,7 @@ class ModelHolder:
                             timeout_s=self.timeout_s) from None
         except Exception as exc:  # the batching thread has logged the traceback once for the whole batch
             raise HTTPError(500, f"inference failed: {_describe(exc)[:300]}") from exc
-        body = predictor.encode(result, {**meta, "custom_attributes": custom_attributes}, content_type)
-        return body, content_type
+        return predictor.encode(result, {**meta, "custom_attributes": custom_attributes}, content_type)
 
     def close(self) -> None:
         """Stop the batching thread."""
