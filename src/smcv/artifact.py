@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torchvision
 
+import smcv
 from smcv.errors import ConfigError
 
 MODEL_FILE = "model.pt"
@@ -20,10 +22,6 @@ MANIFEST_VERSION = 1
 
 def versions() -> dict[str, str]:
     """Versions of the libraries that produced an artifact."""
-    import torchvision
-
-    import smcv
-
     return {"smcv": smcv.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": platform.python_version()}
 

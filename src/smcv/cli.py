@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Optional
 
 from smcv.contract import ENV_TASK
+from smcv.engine.metrics_log import metric_definitions
+from smcv.tasks import get_task
 
 #: modules that add their own subcommands through register(subparsers)
 PLUGINS = ("smcv.detection.convert",)
@@ -21,43 +23,37 @@ def _task_name(args: argparse.Namespace) -> str:
 
 
 def cmd_train(_args: argparse.Namespace) -> int:
-    from smcv.train import main
+    from smcv.train import main  # imports torch: only for this subcommand
 
     return main()
 
 
 def cmd_serve(_args: argparse.Namespace) -> int:
-    from smcv.serving.server import main
+    from smcv.serving.server import main  # imports gunicorn and flask: only for this subcommand
 
     return main() or 0
 
 
 def cmd_metric_definitions(args: argparse.Namespace) -> int:
-    from smcv.engine.metrics_log import metric_definitions
-    from smcv.tasks import get_task
-
     task = get_task(_task_name(args))
     print(json.dumps(metric_definitions(list(task.metric_names)), indent=2))
     return 0
 
 
 def cmd_hyperparameters(args: argparse.Namespace) -> int:
-    from smcv.tasks import get_task
-
     print(json.dumps(get_task(_task_name(args)).schema().describe(), indent=2, default=list))
     return 0
 
 
 def cmd_algorithm_spec(args: argparse.Namespace) -> int:
-    from smcv.spec import training_specification
-    from smcv.tasks import get_task
+    from smcv.spec import training_specification  # imports torch (via the Task interface): only here
 
     print(json.dumps(training_specification(get_task(_task_name(args)), args.image), indent=2))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from smcv.local_predict import predict_file
+    from smcv.local_predict import predict_file  # imports torch: only for this subcommand
 
     body, content_type = predict_file(Path(args.model_dir), Path(args.image), args.accept)
     sys.stdout.buffer.write(body if content_type.startswith(("application/json", "application/jsonlines")) else

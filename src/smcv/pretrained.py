@@ -11,6 +11,7 @@ from typing import Iterable, Optional
 
 import torch
 
+from smcv.artifact import MANIFEST_FILE, MODEL_FILE
 from smcv.contract import ENV_WEIGHTS_DIR
 from smcv.errors import ConfigError
 
@@ -67,7 +68,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a state_dict from .pt/.pth (weights_only), .safetensors, or an smcv model.tar.gz member."""
     if path.name.endswith(".safetensors"):
         try:
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # optional dependency, only for .safetensors files
         except ImportError as exc:  # pragma: no cover - depends on the image
             raise ConfigError(f"{path.name} is a safetensors file but safetensors is not installed; supply a .pth") from exc
         return load_file(str(path))
@@ -124,8 +125,6 @@ _EXTRACTED: dict[Path, Path] = {}
 
 def model_channel_artifact(folder: Optional[Path]) -> Optional[Path]:
     """The folder of an smcv artifact given in a `model` channel (its model.tar.gz extracted once), or None."""
-    from smcv.artifact import MANIFEST_FILE, MODEL_FILE
-
     if folder is None or not folder.is_dir():
         return None
     candidate = folder if (folder / MANIFEST_FILE).is_file() else _EXTRACTED.get(folder) or extract_model_tar(folder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -176,8 +177,6 @@ def _voc_image(xml_path: Path, filename: Optional[str]) -> Path:
 
 def read_voc(channel: str, folder: Path) -> ChannelData:
     """Every Annotations/*.xml under the channel, with its image in the sibling JPEGImages folder."""
-    import xml.etree.ElementTree as ET
-
     xmls = [p for p in files_with(folder, (".xml",)) if p.parent.name == "Annotations"]
     if not xmls:
         raise DataError(f"no Annotations/*.xml files under {folder}; a Pascal VOC channel holds Annotations/ and "

@@ -8,6 +8,8 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import resnet50
+from torchvision.ops import FrozenBatchNorm2d
 
 BASE_NETWORKS = ("vgg-16", "resnet-50", "tiny")
 #: VGG-16 configuration "D" up to conv5_3 (max-pool 5 is replaced by SSD's 3x3 stride-1 pool)
@@ -103,8 +105,6 @@ class ResNetBackbone(nn.Module):
 
     def __init__(self, frozen_bn: bool) -> None:
         super().__init__()
-        from torchvision.models import resnet50
-        from torchvision.ops import FrozenBatchNorm2d
 
         net = resnet50(weights=None, norm_layer=FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool

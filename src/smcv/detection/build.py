@@ -6,10 +6,12 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
+from smcv.artifact import load_manifest
 from smcv.config import HyperParameters
 from smcv.detection.model import (SSDDetector, build_detector, count_parameters, detector_spec, freeze_base_network,
                                   is_caffe_style, load_base_weights, pretrained_names)
 from smcv.errors import ConfigError
+from smcv.pretrained import model_channel_artifact, require_pretrained
 
 log = logging.getLogger(__name__)
 MODEL_CHANNEL = "model"
@@ -19,9 +21,6 @@ def previous_manifest(channels: dict[str, Path]) -> Optional[dict[str, Any]]:
     """The manifest of an smcv detection model given in the 'model' channel (incremental training).
 
     Only the network spec comes from here; smcv.train loads the weights from the same artifact."""
-    from smcv.artifact import load_manifest
-    from smcv.pretrained import model_channel_artifact
-
     folder = model_channel_artifact(channels.get(MODEL_CHANNEL))
     if folder is None:
         return None
@@ -48,8 +47,6 @@ def _spec(hp: HyperParameters, weights: Optional[Path], previous: Optional[dict[
 
 def build_training_model(hp: HyperParameters, channels: dict[str, Path]) -> tuple[SSDDetector, dict[str, Any]]:
     """The SSD to train and the spec that rebuilds it for serving."""
-    from smcv.pretrained import require_pretrained
-
     previous = previous_manifest(channels)
     weights = None
     if previous is None and hp.use_pretrained_model:

@@ -14,7 +14,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from smcv.data.im2rec import resize_shorter_side
+from smcv.data.images import decode_image, encode_image
+from smcv.data.lst import LstEntry, write_lst
+from smcv.data.recordio import IRHeader, RecordWriter, pack
+from smcv.detection.annotations import read_json_annotations, read_manifest_channel, read_voc
+from smcv.detection.labels import Objects, clean_boxes, pack_label, parse_class_names
 from smcv.detection.params import parse_attribute_names
+from smcv.detection.prepare import resolve_labels
 from smcv.detection.samples import ChannelData, Sample
 from smcv.errors import DataError, UserError
 
@@ -59,8 +66,6 @@ def _sniff(path: Path) -> str:
 
 def read_input(path: Path, fmt: str, images: Sequence[Path], attribute_names: Optional[list[str]]) -> ChannelData:
     """Samples from one converter input."""
-    from smcv.detection.annotations import read_json_annotations, read_manifest_channel, read_voc
-
     fmt = _sniff(path) if fmt == "auto" else fmt
     if not path.exists():
         raise UserError(f"{path} does not exist")
@@ -72,8 +77,6 @@ def read_input(path: Path, fmt: str, images: Sequence[Path], attribute_names: Op
 
 
 def _class_names(value: Optional[str]) -> Optional[list[str]]:
-    from smcv.detection.labels import parse_class_names
-
     if value and Path(value).is_file():
         return [line.strip() for line in Path(value).read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     return parse_class_names(value)
@@ -90,9 +93,6 @@ def _num_classes(parts: Sequence[ChannelData], classes: Optional[list[str]]) -> 
 
 def _load(sample: Sample, args: argparse.Namespace) -> tuple[bytes, int, int]:
     """(bytes to store, original width, original height); boxes as fractions do not change with resizing."""
-    from smcv.data.im2rec import resize_shorter_side
-    from smcv.data.images import decode_image, encode_image
-
     data = sample.image.read()
     image = decode_image(data, sample.source, "RGB")
     width, height = image.width, image.height
@@ -105,10 +105,6 @@ def _load(sample: Sample, args: argparse.Namespace) -> tuple[bytes, int, int]:
 
 def write_split(part: ChannelData, labels: list[np.ndarray], prefix: str, args: argparse.Namespace) -> dict:
     """Write PREFIX.rec/.idx/.lst for one input; return counts."""
-    from smcv.data.lst import LstEntry, write_lst
-    from smcv.data.recordio import IRHeader, RecordWriter, pack
-    from smcv.detection.labels import Objects, clean_boxes, pack_label
-
     paths = [Path(getattr(s.image, "path", s.source)) for s in part.samples]
     root = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path(".")
     entries, counts = [], {"images": 0, "boxes": 0, "skipped_empty": 0, "dropped_boxes": part.dropped_boxes}
@@ -136,8 +132,6 @@ def write_split(part: ChannelData, labels: list[np.ndarray], prefix: str, args: 
 
 def convert(args: argparse.Namespace) -> list[dict]:
     """Read every input, agree on class ids, write one RecordIO set per input."""
-    from smcv.detection.prepare import resolve_labels
-
     if len(args.input) != len(args.output):
         raise UserError(f"give one --output per --input ({len(args.input)} inputs, {len(args.output)} outputs)")
     if args.pass_through and args.resize:

@@ -6,17 +6,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from torchvision import tv_tensors
+from torchvision.transforms.v2.functional import pil_to_tensor
 
+from smcv.data.images import decode_image
 from smcv.detection.samples import Sample
 from smcv.detection.transforms import make_target
 
 
 def decode_rgb(data: bytes, source: str) -> torch.Tensor:
     """A uint8 RGB CHW tensor, EXIF orientation applied (DataError naming the source when undecodable)."""
-    from torchvision.transforms.v2.functional import pil_to_tensor
-
-    from smcv.data.images import decode_image
-
     return pil_to_tensor(decode_image(data, source, "RGB"))
 
 
@@ -32,8 +31,6 @@ class DetectionDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        from torchvision import tv_tensors
-
         sample = self.samples[index]
         image = decode_rgb(sample.image.read(), sample.source)
         height, width = image.shape[-2:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Iterable, NamedTuple, Optional
 
@@ -146,7 +147,6 @@ def parse_class_names(value: Optional[str]) -> Optional[list[str]]:
     """The `classes` hyperparameter: a JSON list or comma-separated names, in class-id order."""
     if value is None or not str(value).strip():
         return None
-    import json
 
     text = str(value).strip()
     if text.startswith("["):

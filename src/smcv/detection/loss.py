@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torchvision.ops import box_iou
 
 #: hardest background anchors an image contributes even when it has no object (so background-only images train)
 MIN_NEGATIVES = 8
@@ -14,8 +15,6 @@ NEG_TO_POS_RATIO = 3.0
 
 def match_anchors(targets: list[dict[str, torch.Tensor]], anchors: torch.Tensor, matcher: Any) -> torch.Tensor:
     """(N, A) index of the ground-truth box each anchor is matched to, -1 for background."""
-    from torchvision.ops import box_iou
-
     matched = []
     for target in targets:
         boxes = target["boxes"]

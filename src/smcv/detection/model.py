@@ -9,11 +9,15 @@ from typing import Any
 
 import torch
 from torch import nn
+from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.ssd import SSD
+from torchvision.ops import batched_nms, clip_boxes_to_image
 
 from smcv.detection.backbones import build_backbone
 from smcv.detection.loss import ssd_loss
 from smcv.errors import ConfigError
+from smcv.pretrained import load_matching, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +56,6 @@ class SSDDetector(SSD):
     """SSD on fixed-size float batches in [0, 1]; normalises inside; labels are 0-based object classes."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
-
         size = int(spec["image_shape"])
         backbone = build_backbone(spec["base_network"], size, spec.get("frozen_bn", False))
         anchors = DefaultBoxGenerator(spec["aspect_ratios"], scales=spec["scales"])
@@ -68,8 +70,6 @@ class SSDDetector(SSD):
 
     def anchors_for(self, features: list[torch.Tensor], height: int, width: int) -> torch.Tensor:
         """Default boxes (A, 4) in pixel XYXY for these feature-map sizes, cached."""
-        from torchvision.models.detection.image_list import ImageList
-
         grids = tuple(tuple(f.shape[-2:]) for f in features)
         device = features[0].device
         key = (grids, height, width, str(device))
@@ -108,8 +108,6 @@ class SSDDetector(SSD):
 
     def detect(self, outputs: dict[str, torch.Tensor], anchors: torch.Tensor, height: int, width: int) -> list[dict]:
         """Per-class top-k, score threshold, per-class NMS, best detections_per_img; pixel boxes, 0-based labels."""
-        from torchvision.ops import batched_nms, clip_boxes_to_image
-
         scores_all = torch.softmax(outputs["cls_logits"], dim=-1)[..., 1:]
         num_classes = scores_all.shape[-1]
         k = min(self.topk_candidates, anchors.shape[0])
@@ -142,8 +140,6 @@ def is_caffe_style(path: Path) -> bool:
 
 def load_base_weights(model: SSDDetector, path: Path) -> None:
     """Load ImageNet backbone weights (a torchvision state_dict) into the base network by name."""
-    from smcv.pretrained import load_matching, read_state_dict
-
     state = read_state_dict(path)
     missing = set(load_matching(model.backbone, state, source=path.name))
     base = [name for name, _, _ in model.backbone.base_parameters()]

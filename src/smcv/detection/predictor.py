@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from PIL import Image
+from torchvision.transforms.v2 import functional as F
 
 from smcv.task_api import Predictor
 
@@ -38,8 +39,6 @@ class DetectionPredictor(Predictor):
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
         """Resize (aspect not kept, as in training) to a float CHW tensor in [0, 1]; remember the original size."""
-        from torchvision.transforms.v2 import functional as F
-
         rgb = image.convert("RGB") if image.mode != "RGB" else image
         tensor = F.resize(F.pil_to_tensor(rgb), [self.size, self.size], antialias=True)
         return tensor.float().div_(255.0), {"width": image.width, "height": image.height, "depth": 3}

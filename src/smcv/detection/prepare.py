@@ -10,8 +10,11 @@ import numpy as np
 
 from smcv.config import HyperParameters
 from smcv.data.spool import spool_pipe_channels
+from smcv.detection.datasets import DetectionDataset, collate
 from smcv.detection.labels import map_class_ids, map_class_names, parse_class_names
 from smcv.detection.samples import ChannelData
+from smcv.detection.sources import read_channel
+from smcv.detection.transforms import DetectionTransform
 from smcv.errors import ConfigError, DataError
 from smcv.task_api import PreparedData
 
@@ -58,10 +61,6 @@ def _check_counts(hp: HyperParameters, train: ChannelData) -> None:
 def prepare_detection_data(hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict],
                            attribute_names: Optional[list[str]]) -> PreparedData:
     """Datasets for the engine, with class names and facts for the manifest."""
-    from smcv.detection.datasets import DetectionDataset, collate
-    from smcv.detection.sources import read_channel
-    from smcv.detection.transforms import DetectionTransform
-
     pipe = spool_pipe_channels(channels, channel_config)
     if not _has_channel("train", channels, pipe):
         raise ConfigError("object detection needs a 'train' channel (and usually 'validation'); none was given")

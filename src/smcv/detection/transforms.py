@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 AUGMENTATIONS = ("ssd", "flip", "none")
 #: zoom-out canvas fill: the ImageNet mean colour, as uint8
@@ -21,8 +23,6 @@ class DetectionTransform:
     """(uint8 image tensor CHW, target with tv_tensors.BoundingBoxes) -> (uint8 size x size image, plain target)."""
 
     def __init__(self, size: int, augmentation: str = "ssd") -> None:
-        from torchvision.transforms import v2
-
         if augmentation not in AUGMENTATIONS:
             raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, got {augmentation!r}")
         self.size, self.augmentation = size, augmentation
@@ -53,7 +53,5 @@ class DetectionTransform:
 
 def make_target(boxes: torch.Tensor, labels: torch.Tensor, difficult: torch.Tensor, height: int, width: int) -> dict:
     """A transforms.v2 target: pixel XYXY boxes on the image canvas, labels and difficult flags."""
-    from torchvision import tv_tensors
-
     return {"boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(height, width)),
             "labels": labels, "difficult": difficult}

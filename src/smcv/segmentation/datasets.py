@@ -9,7 +9,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as F
 
+from smcv.data.images import decode_image
 from smcv.errors import ConfigError, DataError
 from smcv.segmentation.masks import LabelMap, MaskDecoder, decide_binary_255, raw_values, read_label_map
 from smcv.segmentation.sources import PairSource, find_manifests, folder_pairs, manifest_pairs, record_pairs
@@ -31,11 +34,6 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     def load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoded image and class-id mask at their stored size, checked against each other."""
-        from torchvision import tv_tensors
-        from torchvision.transforms.v2 import functional as F
-
-        from smcv.data.images import decode_image
-
         image_bytes, mask_bytes, image_name, mask_name = self.source.get(i)
         image = decode_image(image_bytes, image_name, "RGB")
         mask = self.decoder.decode(mask_bytes, mask_name)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import numpy as np
+from PIL import Image
 
 from smcv.errors import DataError
 
@@ -110,8 +111,6 @@ def read_label_map(path: Path) -> tuple[LabelMap, Optional[dict[int, int]], dict
 
 def open_mask(data: bytes, source: str):
     """Decode mask bytes with Pillow, without any mode conversion."""
-    from PIL import Image
-
     try:
         img = Image.open(io.BytesIO(data))
         img.load()

@@ -21,7 +21,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def _smp() -> Any:
     try:
-        import segmentation_models_pytorch as smp
+        import segmentation_models_pytorch as smp  # heavy optional dependency (smcv[segmentation])
     except ImportError as exc:  # pragma: no cover - depends on the image
         raise ConfigError("the segmentation task needs segmentation-models-pytorch; install smcv[segmentation]") from exc
     return smp

@@ -9,8 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.transforms.v2 import functional as F
 
 from smcv.errors import HTTPError
+from smcv.segmentation.protobuf import probabilities_response
+from smcv.segmentation.transforms import letterbox_size, normalize
 from smcv.task_api import Predictor
 
 PNG = "image/png"
@@ -60,10 +63,6 @@ class SegmentationPredictor(Predictor):
         self._palette = palette()
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
-        from torchvision.transforms.v2 import functional as F
-
-        from smcv.segmentation.transforms import letterbox_size, normalize
-
         tensor = F.pil_to_tensor(image.convert("RGB"))
         if self.mode == "resize":
             content = (self.size, self.size)
@@ -90,8 +89,6 @@ class SegmentationPredictor(Predictor):
         return probs[0]
 
     def encode(self, result: torch.Tensor, meta: dict[str, Any], accept: str) -> bytes:
-        from smcv.segmentation.protobuf import probabilities_response
-
         probs = self.probabilities(result, meta)
         if accept in (RECORDIO_PROTOBUF, PROTOBUF):
             return probabilities_response(probs.numpy())

@@ -12,6 +12,8 @@ from typing import Iterable
 
 import numpy as np
 
+from smcv.data.recordio import MAGIC, split_payload
+
 _LENGTH_DELIMITED = 2
 
 
@@ -59,8 +61,6 @@ def record(features: dict[str, bytes]) -> bytes:
 
 def recordio_frame(payload: bytes) -> bytes:
     """One MXNet RecordIO record (split at aligned magic words as dmlc-core does), padded to 4 bytes."""
-    from smcv.data.recordio import MAGIC, split_payload
-
     out = bytearray()
     for cflag, part in split_payload(payload):
         out += struct.pack("<II", MAGIC, cflag << 29 | len(part)) + part

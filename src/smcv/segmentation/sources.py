@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from smcv.data.images import IMAGE_EXTENSIONS, sniff_image_type
+from smcv.data.manifest import read_manifest, resolve_ref
+from smcv.data.recordio import IndexedRecordReader, unpack
 from smcv.errors import DataError
+from smcv.segmentation.masks import parse_color_map
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +56,6 @@ class PairSource:
         return _read(image), _read(mask), str(image), str(mask)
 
     def _record(self, index: int) -> bytes:
-        from smcv.data.images import sniff_image_type
-        from smcv.data.recordio import IndexedRecordReader, unpack
-
         if self._reader is None:
             self._reader = IndexedRecordReader(self.rec, _index_of(self.rec))
         payload = self._reader.read_at(index)
@@ -89,8 +90,6 @@ def _by_key(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
 
 def folder_pairs(images_dir: Path, masks_dir: Path, split: str) -> PairSource:
     """The built-in layout: every image in `<split>` has a PNG mask with the same basename in `<split>_annotation`."""
-    from smcv.data.images import IMAGE_EXTENSIONS
-
     images = _by_key(images_dir, IMAGE_EXTENSIONS)
     masks = _by_key(masks_dir, IMAGE_EXTENSIONS)
     if not images:
@@ -129,8 +128,6 @@ def _mask_attribute(line: dict, wanted: Optional[str], source: str) -> str:
 
 
 def _merge_colors(line: dict, attribute: str, source: str, colors: dict[int, int], names: dict[int, str]) -> None:
-    from smcv.segmentation.masks import parse_color_map
-
     stem = attribute[: -len("-ref")]
     for key in (f"{attribute}-metadata", f"{stem}-metadata"):
         meta = line.get(key)
@@ -146,8 +143,6 @@ def _merge_colors(line: dict, attribute: str, source: str, colors: dict[int, int
 
 def manifest_pairs(manifest: Path, search_dirs: list[Path], mask_attribute: Optional[str]) -> PairSource:
     """Pairs from a Ground Truth augmented manifest in File mode, with its colour map when it has one."""
-    from smcv.data.manifest import read_manifest, resolve_ref
-
     files: list[tuple[Path, Path]] = []
     colors: dict[int, int] = {}
     names: dict[int, str] = {}
@@ -165,8 +160,6 @@ def manifest_pairs(manifest: Path, search_dirs: list[Path], mask_attribute: Opti
 
 def record_pairs(rec: Path, split: str) -> PairSource:
     """Pipe-mode augmented manifest records, spooled to a .rec file: image, mask, image, mask, ..."""
-    from smcv.data.recordio import IndexedRecordReader
-
     with IndexedRecordReader(rec, _index_of(rec)) as reader:
         count = len(reader)
     if count == 0 or count % 2:

@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
 from smcv.segmentation.params import IGNORE_INDEX, Geometry
 
@@ -16,8 +19,6 @@ RESIZED_CROP_SCALE = (0.5, 1.0)  # area fraction kept by the random crop in imag
 
 
 def _fill() -> dict:
-    from torchvision import tv_tensors
-
     return {tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}
 
 
@@ -29,16 +30,12 @@ class PadTo(torch.nn.Module):
         self.size = size
 
     def forward(self, image: Any, mask: Any) -> tuple[Any, Any]:
-        from torchvision.transforms.v2 import functional as F
-
         height, width = image.shape[-2:]
         padding = [0, 0, max(self.size - width, 0), max(self.size - height, 0)]
         return F.pad(image, padding, fill=0), F.pad(mask, padding, fill=IGNORE_INDEX)
 
 
 def _augment(geometry: Geometry, flip: bool) -> list:
-    from torchvision.transforms import v2
-
     if geometry.mode == "resize":
         steps = [v2.RandomResizedCrop((geometry.size, geometry.size), scale=RESIZED_CROP_SCALE, antialias=True)]
     else:
@@ -52,8 +49,6 @@ def _augment(geometry: Geometry, flip: bool) -> list:
 
 def _fixed(geometry: Geometry, training: bool) -> list:
     """Deterministic geometry: resize to the square, or letterbox (long side, then pad) / crop for training."""
-    from torchvision.transforms import v2
-
     if geometry.mode == "resize":
         return [v2.Resize((geometry.size, geometry.size), antialias=True)]
     if training:  # no augmentation: the built-in's scale at factor 1, then a crop of crop_size
@@ -64,8 +59,6 @@ def _fixed(geometry: Geometry, training: bool) -> list:
 
 def build_transform(geometry: Geometry, training: bool, augment: bool = True, flip: bool = True) -> Callable:
     """A callable (Image, Mask) -> (Image, Mask), uint8 image and mask of the network's input size."""
-    from torchvision.transforms import v2
-
     steps = _augment(geometry, flip) if training and augment else _fixed(geometry, training)
     return v2.Compose(steps)
 

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 from PIL import Image
 
 from smcv.contract import ENV_DEFAULT_ACCEPT
+from smcv.data.images import decode_image, sniff_image_type
 from smcv.errors import HTTPError, UserError
 
 #: request content types that carry one encoded image (JPEG or PNG bytes; octet-stream is sniffed)
@@ -145,8 +146,6 @@ def _score(candidate: MediaType, ranges: list[tuple[int, MediaType]], rank: int)
 
 def decode_request_image(data: bytes, content_type: str, mode: Optional[str] = "RGB") -> Image.Image:
     """Decode a request body into a PIL image in the given mode; 400 with the reason when it is not an image."""
-    from smcv.data.images import decode_image, sniff_image_type
-
     if not data:
         raise HTTPError(400, "the request body is empty; send the encoded image bytes (JPEG or PNG)")
     kind = sniff_image_type(data)

@@ -11,6 +11,8 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from smcv.contract import ENV_WORKER_INDEX
+from smcv.serving.app import create_app
+from smcv.serving.model_holder import ModelHolder
 
 #: SageMaker sends SIGKILL this long after SIGTERM; gunicorn must finish draining before
 SIGKILL_GRACE_S = 30
@@ -82,9 +84,6 @@ def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
 
 def build_worker_app(settings: ServerSettings) -> Any:
     """In a worker: start loading the model in the background and return the Flask app at once."""
-    from smcv.serving.app import create_app
-    from smcv.serving.model_holder import ModelHolder
-
     holder = ModelHolder(settings.model_dir, max_batch_size=settings.max_batch_size,
                          max_delay_ms=settings.max_delay_ms, timeout_s=settings.timeout_s).start()
     return create_app(holder, workers=settings.workers, payload_mb=settings.payload_mb)

@@ -15,6 +15,7 @@ from PIL import Image
 from smcv.contract import ENV_DEVICE, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE, ENV_TIMEOUT, ENV_WORKER_INDEX
 from smcv.errors import HTTPError, UserError
 from smcv.serving import codecs
+from smcv.tasks import get_task
 
 logger = logging.getLogger("smcv.serving")
 
@@ -46,7 +47,7 @@ def model_timeout_s() -> float:
 
 def pick_device(worker_index: int = 0) -> Any:
     """$SMCV_DEVICE when set ('cuda' alone means GPU worker_index mod n), else GPU worker_index mod n, else CPU."""
-    import torch
+    import torch  # workers only: the gunicorn master imports this module and stays without torch
 
     wanted = os.environ.get(ENV_DEVICE, "").strip().lower()
     if wanted and wanted != "cuda":
@@ -96,7 +97,7 @@ class ModelHolder:
             return self.batcher.max_batch_size
         if self._max_batch_size is not None:
             return self._max_batch_size
-        import torch
+        import torch  # workers only: the gunicorn master imports this module and stays without torch
 
         return default_max_batch_size(self.device or torch.device("cpu"))
 
@@ -128,9 +129,8 @@ class ModelHolder:
                          self.error, exc_info=not isinstance(exc, UserError))
 
     def _load(self) -> None:
-        from smcv.artifact import load_manifest, load_state_dict
-        from smcv.serving.batching import Batcher
-        from smcv.tasks import get_task
+        from smcv.artifact import load_manifest, load_state_dict  # imports torch: workers only, after fork
+        from smcv.serving.batching import Batcher  # imports torch: workers only, after fork
 
         started = time.monotonic()
         manifest = load_manifest(self.model_dir)
@@ -151,7 +151,7 @@ class ModelHolder:
 
     def _warm_up(self) -> None:
         """One forward at batch size 1 and one at the full batch size, through preprocess and encode."""
-        import torch
+        import torch  # workers only: the gunicorn master imports this module and stays without torch
 
         started = time.monotonic()
         tensor, meta = self.predictor.preprocess(Image.new(self.image_mode, (64, 64)))
@@ -208,7 +208,7 @@ class ModelHolder:
 
 
 def _as_device(value: Any) -> Any:
-    import torch
+    import torch  # workers only: the gunicorn master imports this module and stays without torch
 
     return value if isinstance(value, torch.device) else torch.device(str(value))
 

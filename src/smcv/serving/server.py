@@ -34,9 +34,10 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from smcv.contract import (ENV_ACCESS_LOG, ENV_BIND_TO_PORT, ENV_DEVICE, ENV_LOG_LEVEL, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE,
-                           ENV_SERVER_THREADS, ENV_WORKERS, Paths)
-from smcv.serving.gunicorn_conf import ServerSettings
+from smcv.contract import (ENV_ACCESS_LOG, ENV_BIND_TO_PORT, ENV_DEVICE, ENV_LOG_LEVEL, ENV_MAX_BATCH_DELAY_MS,
+                           ENV_MAX_BATCH_SIZE, ENV_SERVER_THREADS, ENV_WORKERS, Paths)
+from smcv.serving.app import max_payload_mb
+from smcv.serving.gunicorn_conf import ServerSettings, SmcvApplication
 from smcv.serving.model_holder import DEFAULT_MAX_DELAY_MS, env_number, model_timeout_s
 
 logger = logging.getLogger("smcv.serving")
@@ -86,7 +87,6 @@ def resolve_settings(args: Optional[argparse.Namespace] = None) -> ServerSetting
     batch = env_number(ENV_MAX_BATCH_SIZE, 0, int) or None
     threads = env_number(ENV_SERVER_THREADS, 0, int) or max(4, 2 * (batch or (8 if gpus else 4)))
     model_dir = Path(args.model_dir) if args and args.model_dir else Paths.from_env().model_dir
-    from smcv.serving.app import max_payload_mb
 
     return ServerSettings(
         port=port, workers=workers, threads=threads, timeout_s=model_timeout_s(), model_dir=model_dir,
@@ -127,7 +127,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     logger.info("starting %d gthread worker(s) x %d threads on port %d, model %s, timeout %g s, max payload %d MB",
                 settings.workers, settings.threads, settings.port, settings.model_dir, settings.timeout_s,
                 settings.payload_mb)
-    from smcv.serving.gunicorn_conf import SmcvApplication
 
     SmcvApplication(settings).run()
 
