@@ -7,7 +7,7 @@ import torch
 
 from smcv import artifact
 from smcv.train import main as train_main
-from tests.conftest import TINY_CLASSIFICATION, write_class_folders
+from tests.helpers.classdata import TINY_CLASSIFICATION, write_class_folders
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

@@ -11,7 +11,8 @@ from PIL import Image
 from smcv.serving.app import create_app
 from smcv.serving.model_holder import ModelHolder
 from smcv.train import main as train_main
-from tests.conftest import TINY_CLASSIFICATION, OptMl, write_class_folders
+from tests.helpers.classdata import TINY_CLASSIFICATION, write_class_folders
+from tests.helpers.opt_ml import OptMl
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from smcv import artifact
-from tests.conftest import TINY_CLASSIFICATION, write_class_folders
+from tests.helpers.classdata import TINY_CLASSIFICATION, write_class_folders
 
 pytestmark = pytest.mark.integration
 WAIT_SECONDS = 300

@@ -16,7 +16,7 @@ from smcv.data.lst import LstEntry, write_lst
 from smcv.data.recordio import MAGIC, IRHeader, RecordWriter, iter_records, pack
 from smcv.local_predict import predict_file
 from smcv.train import main as train_main
-from tests.conftest import TINY_CLASSIFICATION, write_class_folders, write_image
+from tests.helpers.classdata import TINY_CLASSIFICATION, write_class_folders, write_image
 
 pytestmark = pytest.mark.integration
 

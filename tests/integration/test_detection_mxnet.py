@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from smcv.cli import main as cli_main
-from tests.unit.detection.detdata import boxes_of, manifest_channel, scene
+from tests.helpers.detdata import boxes_of, manifest_channel, scene
 
 pytestmark = pytest.mark.integration
 

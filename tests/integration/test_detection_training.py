@@ -13,7 +13,7 @@ import pytest
 from smcv import artifact
 from smcv.local_predict import predict_file
 from smcv.train import main as train_main
-from tests.unit.detection.detdata import (TINY_HP, manifest_channel, pipe_manifest, rec_channel)
+from tests.helpers.detdata import (TINY_HP, manifest_channel, pipe_manifest, rec_channel)
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from smcv import artifact
-from tests.conftest import TINY_CLASSIFICATION, write_class_folders
+from tests.helpers.classdata import TINY_CLASSIFICATION, write_class_folders
 
 pytestmark = pytest.mark.integration
 

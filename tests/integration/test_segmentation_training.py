@@ -15,7 +15,7 @@ from PIL import Image
 from smcv import artifact
 from smcv.local_predict import predict_file
 from smcv.train import main as train_main
-from tests.unit.segmentation.segdata import TINY_HP, builtin_layout, ground_truth_manifest, png_bytes
+from tests.helpers.segdata import TINY_HP, builtin_layout, ground_truth_manifest, png_bytes
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 
 requests = pytest.importorskip("requests")
 
-FAKE_TASK_DIR = Path(__file__).resolve().parents[1] / "unit" / "serving"
+FAKE_TASK_DIR = Path(__file__).resolve().parents[1] / "helpers"
 STARTUP_WAIT_S = 180  # bounded wait for the worker to import torch, load and warm up
 
 SITECUSTOMIZE = """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from detdata import TINY_HP, boxes_of, json_channels, manifest_channel, scene, voc_channel
+from tests.helpers.detdata import TINY_HP, boxes_of, json_channels, manifest_channel, scene, voc_channel
 
 from smcv.cli import main as cli_main
 from smcv.data.lst import read_lst

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from detdata import (GT_IDS, TINY_HP, boxes_of, json_channels, manifest_channel, pipe_manifest, rec_channel, scene,
+from tests.helpers.detdata import (GT_IDS, TINY_HP, boxes_of, json_channels, manifest_channel, pipe_manifest, rec_channel, scene,
                      voc_channel)
 
 from smcv.errors import ConfigError, DataError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from detdata import TINY_HP
+from tests.helpers.detdata import TINY_HP
 
 from smcv.detection.backbones import VGGBackbone
 from smcv.detection.model import build_detector, detector_spec

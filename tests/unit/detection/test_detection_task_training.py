@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from detdata import TINY_HP, draw, json_channels, scene
+from tests.helpers.detdata import TINY_HP, draw, json_channels, scene
 
 from smcv.detection.metrics import box_iou
 from smcv.tasks.detection import DetectionTask

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from segdata import TINY_HP, builtin_layout, ground_truth_manifest, jpeg_bytes, pair, png_bytes
+from tests.helpers.segdata import TINY_HP, builtin_layout, ground_truth_manifest, jpeg_bytes, pair, png_bytes
 
 from smcv.data.recordio import RecordWriter
 from smcv.errors import ConfigError, DataError

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from segdata import GT_COLORS, png_bytes
+from tests.helpers.segdata import GT_COLORS, png_bytes
 
 from smcv.errors import DataError
 from smcv.segmentation.masks import LabelMap, MaskDecoder, decide_binary_255, parse_label_map, read_label_map

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 import torch
-from segdata import TINY_HP, builtin_layout
+from tests.helpers.segdata import TINY_HP, builtin_layout
 
 from smcv import artifact
 from smcv.errors import ConfigError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
+HELPERS = Path(__file__).resolve().parents[2] / "helpers"  # smcv_fake_task.py
 
 
 @pytest.fixture
@@ -14,7 +14,7 @@ def fake_task(monkeypatch):
     """Register the fake task under the name 'fake'."""
     import smcv.tasks
 
-    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.syspath_prepend(str(HELPERS))
     monkeypatch.setitem(smcv.tasks.TASKS, "fake", "smcv_fake_task:FakeTask")
     import smcv_fake_task
 
