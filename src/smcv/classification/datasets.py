@@ -14,7 +14,7 @@ from torchvision.transforms.v2 import functional as F
 
 from smcv.classification.sources import FileItem
 from smcv.data.images import decode_image
-from smcv.data.recordio import IndexedRecordReader, unpack
+from smcv.data.recordio import IndexedRecordReader, index_beside, unpack
 from smcv.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class ClassificationDataset(Dataset):
                  transform: Callable, cache_limit_bytes: int = 0) -> None:
         self.items, self.mode, self.num_classes, self.multi_label = items, mode, num_classes, multi_label
         self.transform = transform
-        self.readers = [IndexedRecordReader(rec, _idx_for(rec)) for rec in rec_files]
+        self.readers = [IndexedRecordReader(rec, index_beside(rec)) for rec in rec_files]
         self.index: list[tuple[int, int]] = [(r, i) for r, reader in enumerate(self.readers) for i in range(len(reader))]
         self.cache: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None
         if cache_limit_bytes and len(self) and self._estimate_bytes() <= cache_limit_bytes:
@@ -89,11 +89,6 @@ class ClassificationDataset(Dataset):
         if self.cache is not None:
             return [t for _, t in self.cache]
         return [self._load(i)[1] for i in range(len(self))]
-
-
-def _idx_for(rec: Path) -> Optional[Path]:
-    idx = rec.with_suffix(".idx")
-    return idx if idx.exists() else None
 
 
 def _read(path: Path) -> bytes:

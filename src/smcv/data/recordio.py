@@ -231,6 +231,12 @@ class _PositionalReader:
         return data
 
 
+def index_beside(rec_path: str | os.PathLike) -> Path | None:
+    """The .idx file next to a .rec (same stem), or None when there is none (the reader then scans the .rec)."""
+    idx = Path(rec_path).with_suffix(".idx")
+    return idx if idx.is_file() else None
+
+
 class IndexedRecordReader:
     """Random access to the records of a .rec file, by position or by .idx key; safe across fork and pickling."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from smcv.data.images import sniff_image_type
-from smcv.data.recordio import IndexedRecordReader, unpack
+from smcv.data.recordio import IndexedRecordReader, index_beside, unpack
 from smcv.detection.annotations import (MANIFEST_SUFFIXES, METADATA_SUFFIX, class_map_names, files_with,
                                         read_json_annotations, read_manifest_channel, read_voc)
 from smcv.detection.labels import clean_boxes, image_size_of, objects_from_annotations, parse_packed_label
@@ -48,8 +48,7 @@ def read_recordio(channel: str, rec_files: Sequence[Path]) -> ChannelData:
     """Images with packed detection labels, from one or more .rec files (each with its .idx when present)."""
     data = ChannelData(channel, "recordio", [])
     for rec in rec_files:
-        idx = rec.with_suffix(".idx")
-        reader = IndexedRecordReader(rec, idx if idx.is_file() else None)
+        reader = IndexedRecordReader(rec, index_beside(rec))
         for i in range(len(reader)):
             where = f"{rec.name} record {i}"
             header, _ = unpack(reader.read_at(i), where)
@@ -123,8 +122,7 @@ def _json_record(reader: IndexedRecordReader, index: int, where: str) -> dict:
 
 def read_pipe_channel(channel: str, rec: Path, data_format: str, attribute_names: Optional[Sequence[str]]) -> ChannelData:
     """A Pipe-mode channel spooled to a local .rec, read as RecordIO or as an augmented manifest."""
-    idx = rec.with_suffix(".idx")
-    reader = IndexedRecordReader(rec, idx if idx.is_file() else None)
+    reader = IndexedRecordReader(rec, index_beside(rec))
     if data_format == "manifest" or (data_format == "auto" and _pipe_is_manifest(reader)):
         return read_pipe_manifest(channel, reader, attribute_names)
     if data_format not in ("auto", "recordio"):

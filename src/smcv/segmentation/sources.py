@@ -9,7 +9,7 @@ from typing import Optional
 
 from smcv.data.images import IMAGE_EXTENSIONS, sniff_image_type
 from smcv.data.manifest import read_manifest, resolve_ref
-from smcv.data.recordio import IndexedRecordReader, unpack
+from smcv.data.recordio import IndexedRecordReader, index_beside, unpack
 from smcv.errors import DataError
 from smcv.segmentation.masks import parse_color_map
 
@@ -57,19 +57,13 @@ class PairSource:
 
     def _record(self, index: int) -> bytes:
         if self._reader is None:
-            self._reader = IndexedRecordReader(self.rec, _index_of(self.rec))
+            self._reader = IndexedRecordReader(self.rec, index_beside(self.rec))
         payload = self._reader.read_at(index)
         if sniff_image_type(payload) is None and len(payload) > 24:
             inner = unpack(payload, str(self.rec))[1]  # an im2rec-style record: header, then the image
             if sniff_image_type(inner) is not None:
                 return inner
         return payload
-
-
-def _index_of(rec: Path) -> Optional[Path]:
-    """The .idx written beside a spooled .rec, if there is one (saves scanning the file)."""
-    idx = rec.with_suffix(".idx")
-    return idx if idx.is_file() else None
 
 
 def _read(path: Path) -> bytes:
@@ -160,7 +154,7 @@ def manifest_pairs(manifest: Path, search_dirs: list[Path], mask_attribute: Opti
 
 def record_pairs(rec: Path, split: str) -> PairSource:
     """Pipe-mode augmented manifest records, spooled to a .rec file: image, mask, image, mask, ..."""
-    with IndexedRecordReader(rec, _index_of(rec)) as reader:
+    with IndexedRecordReader(rec, index_beside(rec)) as reader:
         count = len(reader)
     if count == 0 or count % 2:
         raise DataError(f"the {split} channel delivered {count} records; a segmentation augmented manifest gives two "
