@@ -73,6 +73,11 @@ def train_settings_from(hp: HyperParameters, **task_specific: Any) -> TrainSetti
     return TrainSettings(**{**common, **task_specific})
 
 
+def criterion_of(model: torch.nn.Module) -> torch.nn.Module:
+    """The `criterion` a task's build_model attached to the network (inside DistributedDataParallel when wrapped)."""
+    return getattr(model, "module", model).criterion
+
+
 class Evaluator(abc.ABC):
     """Accumulates validation results over the whole set, then aggregates."""
 
@@ -142,7 +147,10 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path]) -> torch.nn.Module:
-        """The network; with use_pretrained_model, weights come from smcv.pretrained (channels or baked in)."""
+        """The network; with use_pretrained_model, weights come from smcv.pretrained (channels or baked in).
+
+        Tasks keep no state: what the training steps need beside the network (normalisation, loss settings) goes on
+        the returned model as a parameter-free `criterion` child module, read back with criterion_of(model)."""
 
     @abc.abstractmethod
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:

@@ -10,6 +10,8 @@ from torch import nn
 from torchvision.models import resnet
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from smcv.classification.transforms import GpuNormalize
+
 IMAGENET_DEPTHS = (18, 34, 50, 101, 152, 200)
 SMALL_IMAGE_DEPTHS = (20, 32, 44, 56, 110)
 NUM_LAYERS = IMAGENET_DEPTHS + SMALL_IMAGE_DEPTHS
@@ -74,19 +76,13 @@ def adapt_first_conv(state: dict[str, torch.Tensor], key: str, in_channels: int)
 class TrainingCriterion(nn.Module):
     """What the training steps need beside the network: input normalisation and the loss.
 
-    build_model attaches it to the network as `criterion`; its buffers follow the network to the device and are not
-    saved (persistent=False), so the state_dict and the artifact stay the network's alone."""
+    build_model attaches it to the network as `criterion`; it has no parameters and its buffer is not saved
+    (persistent=False), so the state_dict and the artifact stay the network's alone."""
 
-    def __init__(self, mean: list[float], std: list[float], multi_label: bool, pos_weight: Optional[list[float]] = None) -> None:
+    def __init__(self, normalize: GpuNormalize, multi_label: bool, pos_weight: Optional[list[float]] = None) -> None:
         super().__init__()
-        self.multi_label = multi_label
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255.0, persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255.0, persistent=False)
+        self.normalize, self.multi_label = normalize, multi_label
         self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(pos_weight), persistent=False)
-
-    def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 NCHW batch (on the device) -> normalised float batch."""
-        return (images.float() - self.mean) / self.std
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = logits.float()

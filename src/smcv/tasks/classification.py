@@ -21,7 +21,7 @@ from smcv.contract import ENV_CACHE_LIMIT_MB
 from smcv.data.spool import spool_pipe_channels
 from smcv.errors import DataError
 from smcv.pretrained import load_matching, model_channel_artifact, read_state_dict, require_pretrained
-from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, train_settings_from
+from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, criterion_of, train_settings_from
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,12 @@ class ClassificationTask(Task):
             path = require_pretrained([f"resnet{hp.num_layers}", "resnet"], channels, f"ResNet-{hp.num_layers}")
             state = adapt_first_conv(read_state_dict(path), "conv1.weight", hp.image_shape[0])
             load_matching(model, state, skip=("fc.",), source=path.name)
-        model.criterion = TrainingCriterion(*normalisation(hp.image_shape[0]), hp.multi_label, data.info.get("pos_weight"))
+        normalize = GpuNormalize(*normalisation(hp.image_shape[0]))
+        model.criterion = TrainingCriterion(normalize, hp.multi_label, data.info.get("pos_weight"))
         return model
 
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
-        criterion = _criterion(model)
+        criterion = criterion_of(model)
         images, targets = _to_device(batch, device, criterion)
         return criterion(model(images), targets)
 
@@ -93,7 +94,7 @@ class ClassificationTask(Task):
         return AccuracyEvaluator(hp.multi_label, hp.top_k)
 
     def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device, evaluator: Evaluator) -> torch.Tensor:
-        criterion = _criterion(model)
+        criterion = criterion_of(model)
         images, targets = _to_device(batch, device, criterion)
         logits = model(images).float()
         evaluator.update(logits, (images, targets))
@@ -117,11 +118,6 @@ class ClassificationTask(Task):
         return ClassificationPredictor(model, eval_transform(shape, manifest.get("resize")),
                                        GpuNormalize(norm["mean"], norm["std"]), mode, bool(manifest.get("multi_label")),
                                        list(manifest.get("class_names") or []), device)
-
-
-def _criterion(model: torch.nn.Module) -> TrainingCriterion:
-    """The criterion build_model attached (inside DistributedDataParallel when wrapped)."""
-    return getattr(model, "module", model).criterion
 
 
 def _to_device(batch: Any, device: torch.device, criterion: TrainingCriterion) -> tuple[torch.Tensor, torch.Tensor]:

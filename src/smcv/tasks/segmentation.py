@@ -20,7 +20,7 @@ from smcv.segmentation.model import (IMAGENET_MEAN, IMAGENET_STD, build_network,
                                      network_spec)
 from smcv.segmentation.predictor import SegmentationPredictor
 from smcv.segmentation.transforms import build_transform, normalize
-from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings
+from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, criterion_of
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class SegmentationTask(Task):
             images = images.contiguous(memory_format=torch.channels_last)
         masks = masks.to(device, non_blocking=True).long()
         logits = model(images)
-        return getattr(model, "module", model).criterion(logits, masks), logits, masks
+        return criterion_of(model)(logits, masks), logits, masks
 
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         return self._forward(model, batch, device)[0]
