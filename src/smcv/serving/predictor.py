@@ -190,6 +190,7 @@ class ModelHolder:
         """Preprocess, batch, predict and encode one image; returns (body, content type)."""
         predictor = self.check_ready()
         content_type = self.response_type(accept)
+        options = codecs.response_options(accept)
         try:
             tensor, meta = predictor.preprocess(image)
         except UserError as exc:
@@ -204,7 +205,7 @@ class ModelHolder:
                             timeout_s=self.timeout_s) from None
         except Exception as exc:  # the batching thread has logged the traceback once for the whole batch
             raise HTTPError(500, f"inference failed: {_describe(exc)[:300]}") from exc
-        body = predictor.encode(result, {**meta, "custom_attributes": custom_attributes}, content_type)
+        body = predictor.encode(result, {**meta, "custom_attributes": custom_attributes, "options": options}, content_type)
         return body, content_type
 
     def close(self) -> None:

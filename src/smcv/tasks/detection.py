@@ -175,7 +175,7 @@ class DetectionTask(Task):
         model.eval().to(device)
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
-        return DetectionPredictor(model, int(spec["image_shape"]), device)
+        return DetectionPredictor(model, int(spec["image_shape"]), device, tuple(manifest.get("class_names") or ()))
 
 
 def _response_types() -> tuple[str, ...]:
