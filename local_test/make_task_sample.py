@@ -136,7 +136,10 @@ def make_detection(out: Path, spec: dict, rng: random.Random) -> None:
                 "cells-metadata": {"class-map": class_map, "type": "groundtruth/object-detection",
                                    "human-annotated": "yes"}}))
         (folder / "output.manifest").write_text("\n".join(lines) + "\n")
-    (out / "payload.png").write_bytes(detection_image(rng, size)[0])
+    payload, boxes = detection_image(rng, size)
+    while len({b["class_id"] for b in boxes}) < 2:  # a payload that shows both classes
+        payload, boxes = detection_image(rng, size)
+    (out / "payload.png").write_bytes(payload)
 
 
 def cells(rng: random.Random, size: int):

@@ -186,11 +186,15 @@ class ModelHolder:
         """The negotiated response content type for an Accept header (406 when none fits)."""
         return codecs.negotiate(accept, self.response_types)
 
-    def infer(self, image: Image.Image, accept: Optional[str], custom_attributes: Optional[str] = None) -> tuple[bytes, str]:
-        """Preprocess, batch, predict and encode one image; returns (body, content type)."""
+    def infer(self, image: Image.Image, accept: Optional[str], custom_attributes: Optional[str] = None,
+              options: Optional[codecs.ResponseOptions] = None) -> tuple[bytes, str]:
+        """Preprocess, batch, predict and encode one image; returns (body, content type).
+
+        options: the Accept header's answer options when accept is an already negotiated type (else read from accept).
+        """
         predictor = self.check_ready()
         content_type = self.response_type(accept)
-        options = codecs.response_options(accept)
+        options = codecs.response_options(accept) if options is None else options
         try:
             tensor, meta = predictor.preprocess(image)
         except UserError as exc:

@@ -58,3 +58,20 @@ def test_bad_n_predictions_is_a_400(holder):
     with pytest.raises(HTTPError) as info:
         holder.infer(IMAGE, "application/json;verbose;n_predictions=-1")
     assert info.value.status == 400 and "n_predictions" in info.value.message
+
+
+def test_the_app_passes_n_predictions_from_the_accept_header(holder):
+    import io
+
+    from smcv.serving.app import create_app
+
+    client = create_app(holder).test_client()
+    png = io.BytesIO()
+    IMAGE.save(png, format="PNG")
+    response = client.post("/invocations", data=png.getvalue(), headers={
+        "Content-Type": "image/png", "Accept": "application/json;verbose;n_predictions=3"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "application/json" and len(response.get_json()["top_k"]) == 3
+    bad = client.post("/invocations", data=png.getvalue(), headers={
+        "Content-Type": "image/png", "Accept": "application/json;verbose;n_predictions=0"})
+    assert bad.status_code == 400 and bad.get_json()["parameter"] == "n_predictions"
