@@ -40,7 +40,8 @@ def test_demo_sample_reaches_its_floor(task, opt_ml, capsys):
     assert proc.returncode == 0, out[-3000:]
     manifest = artifact.load_manifest(opt_ml.model_dir)
     value = manifest["metrics"][config["metric"]]
-    print(f"demo floor: {task} {config['metric']}={value:.4f} (floor {config['floor']})")
+    with capsys.disabled():  # shown with pytest -s: the measured value beside its floor
+        print(f"\ndemo floor: {task} {config['metric']}={value:.4f} (floor {config['floor']})")
     assert value >= config["floor"], f"{task}: {config['metric']}={value} is below the demo's floor {config['floor']}\n{out[-3000:]}"
     assert f"(best epoch {manifest['selected_epoch']} of {hps['epochs']}; {config['metric']}=" in out
     assert (opt_ml.base / "payload.png").is_file() and len(manifest["class_names"]) == int(hps["num_classes"])
