@@ -19,7 +19,7 @@ from torchvision.transforms import v2
 from smcv.classification.transforms import normalisation, train_transform
 from smcv.engine.loop import Trainer
 from smcv.engine.signals import StopRequest
-from smcv.tasks.base import PreparedData
+from smcv.task_api import PreparedData
 from smcv.tasks.classification import ClassificationTask
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from smcv import artifact
 from smcv.serving.model_holder import ModelHolder
-from smcv.tasks.base import PreparedData
+from smcv.task_api import PreparedData
 from smcv.tasks.classification import ClassificationTask
 
 

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Make a tiny fake /opt/ml for the detection or segmentation image (standard library only).
+"""Make the demo's learnable sample for one task as a fake /opt/ml (standard library only).
 
-Usage: python3 local_test/make_task_sample.py {detection|segmentation} OUT_DIR
+Usage: python3 local_test/make_task_sample.py {classification|detection|segmentation} OUT_DIR
 
-detection: a Ground Truth augmented manifest (File mode) in the `train` and `validation` channels, images of
-noisy backgrounds with one or two coloured squares (class 0 red, class 1 blue; Ground Truth class ids 0 and 5 to
-show the class-map renumbering), and hyperparameters for a short SSD (vgg-16 at 300 px) run.
-segmentation: the built-in layout (`train`, `validation`, `train_annotation`, `validation_annotation`) with
-binary 0/255 PNG masks of a bright disc, and hyperparameters for a short UNet (resnet34) run at 64 px.
-Both write OUT_DIR/payload.png, an image for predict.sh. Deterministic; nothing is downloaded.
+Sizes, counts, seeds and hyperparameters come from local_test/demo.json (the one place the demo, its test and
+this generator share). Every sample is drawn from fixed seeds, so the same files come out on every machine:
+- classification: class folders `blobs` (two to four round spots) and `stripes` (bands of random period and
+  direction), both in random colours on a noisy background, so the network must learn shape, not colour.
+- detection: a Ground Truth augmented manifest in `train` and `validation`, one to three red circles and blue
+  squares per image (Ground Truth class ids 0 and 5 with a class-map, to show the renumbering to 0 and 1).
+- segmentation: the built-in layout (`train`, `validation`, `*_annotation`) with colour masks of bright cells,
+  and a `label_map` channel whose internal-color-map names the classes `background` and `cell`.
+Each writes OUT_DIR/input/config/*.json and OUT_DIR/payload.png, a held-out image for predict.sh.
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ import sys
 import zlib
 from pathlib import Path
 
-COLOURS = {0: (220, 40, 40), 5: (40, 60, 220)}
+HERE = Path(__file__).resolve().parent
+DEMO_CONFIG = HERE / "demo.json"
+TASKS = ("classification", "detection", "segmentation")
+DETECTION_CLASSES = {0: ("circle", (220, 40, 40)), 5: ("square", (40, 60, 220))}
+CELL_RGB = (255, 0, 0)
+
+
+def demo_config(task: str) -> dict:
+    """The task's entry of local_test/demo.json: sample, hyperparameters, metric and floor."""
+    return json.loads(DEMO_CONFIG.read_text())[task]
 
 
 def png(width: int, height: int, pixels, channels: int = 3) -> bytes:
@@ -40,67 +52,123 @@ def png(width: int, height: int, pixels, channels: int = 3) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows), 6)) + chunk(b"IEND", b"")
 
 
-def noisy(rng: random.Random, base: int):
-    return lambda: max(0, min(255, base + rng.randrange(-20, 21)))
+def clamp(value: float) -> int:
+    return max(0, min(255, int(value)))
+
+
+def noisy_grey(rng: random.Random, base: int, spread: int = 20):
+    """A pixel function returning grey noise around base."""
+    def pixel(_x: int, _y: int) -> tuple[int, int, int]:
+        v = clamp(base + rng.randrange(-spread, spread + 1))
+        return (v, v, v)
+    return pixel
+
+
+def two_colours(rng: random.Random) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A random background and a random, clearly different foreground colour."""
+    while True:
+        bg = tuple(rng.randrange(0, 256) for _ in range(3))
+        fg = tuple(rng.randrange(0, 256) for _ in range(3))
+        if sum(abs(a - b) for a, b in zip(bg, fg)) > 200:
+            return bg, fg
+
+
+def classification_image(cls: str, size: int, rng: random.Random) -> bytes:
+    """Blobs (2-4 discs) or stripes (bands of period 6-10 px, horizontal, vertical or diagonal)."""
+    bg, fg = two_colours(rng)
+    if cls == "blobs":
+        discs = [(rng.uniform(4, size - 4), rng.uniform(4, size - 4), rng.uniform(2.5, size / 7)) for _ in range(rng.randint(2, 4))]
+        inside = lambda x, y: any((x - cx) ** 2 + (y - cy) ** 2 <= r * r for cx, cy, r in discs)  # noqa: E731
+    else:
+        period, phase = rng.randint(6, 10), rng.uniform(0, 10)
+        dx, dy = rng.choice(((1, 0), (0, 1), (1, 1), (1, -1)))
+        inside = lambda x, y: ((x * dx + y * dy + phase) % period) < period / 2  # noqa: E731
+    return png(size, size, lambda x, y: tuple(clamp(c + rng.randrange(-15, 16)) for c in (fg if inside(x, y) else bg)))
+
+
+def make_classification(out: Path, spec: dict, rng: random.Random) -> None:
+    for split, count in (("train", spec["train_per_class"]), ("validation", spec["validation_per_class"])):
+        for cls in ("blobs", "stripes"):
+            folder = out / "input" / "data" / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                (folder / f"{cls}_{i:03d}.png").write_bytes(classification_image(cls, spec["size"], rng))
+    (out / "payload.png").write_bytes(classification_image("stripes", spec["size"], rng))
 
 
 def detection_image(rng: random.Random, size: int) -> tuple[bytes, list[dict]]:
-    boxes = []
-    for _ in range(rng.randint(1, 2)):
-        cls = rng.choice(list(COLOURS))
-        side = rng.randrange(size // 4, size // 2)
+    """One to three non-overlapping objects: red circles (class id 0) and blue squares (class id 5)."""
+    boxes: list[dict] = []
+    for _ in range(rng.randint(1, 3)):
+        side = rng.randrange(size // 5, size // 2)
         left, top = rng.randrange(0, size - side), rng.randrange(0, size - side)
-        boxes.append({"class_id": cls, "left": left, "top": top, "width": side, "height": side})
-    bg = noisy(rng, 120)
+        if all(left + side <= b["left"] or b["left"] + b["width"] <= left or top + side <= b["top"]
+               or b["top"] + b["height"] <= top for b in boxes):
+            boxes.append({"class_id": rng.choice(list(DETECTION_CLASSES)), "left": left, "top": top,
+                          "width": side, "height": side})
+    bg = noisy_grey(rng, 120)
 
     def pixel(x: int, y: int):
-        for b in reversed(boxes):
+        for b in boxes:
+            r = b["width"] / 2
+            cx, cy = b["left"] + r, b["top"] + r
             if b["left"] <= x < b["left"] + b["width"] and b["top"] <= y < b["top"] + b["height"]:
-                return COLOURS[b["class_id"]]
-        v = bg()
-        return (v, v, v)
+                if b["class_id"] != 0 or (x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2 <= r * r:
+                    return DETECTION_CLASSES[b["class_id"]][1]
+        return bg(x, y)
 
     return png(size, size, pixel), boxes
 
 
-def make_detection(out: Path, rng: random.Random) -> None:
-    size = 96
-    for split, count in (("train", 12), ("validation", 4)):
+def make_detection(out: Path, spec: dict, rng: random.Random) -> None:
+    size = spec["size"]
+    class_map = {str(k): name for k, (name, _) in DETECTION_CLASSES.items()}
+    for split in ("train", "validation"):
         folder = out / "input" / "data" / split
+        (folder / "images").mkdir(parents=True, exist_ok=True)
         lines = []
-        for i in range(count):
+        for i in range(spec[split]):
             data, boxes = detection_image(rng, size)
-            (folder / "images").mkdir(parents=True, exist_ok=True)
             (folder / "images" / f"{split}_{i:03d}.png").write_bytes(data)
             lines.append(json.dumps({
                 "source-ref": f"s3://example-bucket/images/{split}_{i:03d}.png",
                 "cells": {"image_size": [{"width": size, "height": size, "depth": 3}], "annotations": boxes},
-                "cells-metadata": {"class-map": {"0": "red", "5": "blue"}, "type": "groundtruth/object-detection",
+                "cells-metadata": {"class-map": class_map, "type": "groundtruth/object-detection",
                                    "human-annotated": "yes"}}))
         (folder / "output.manifest").write_text("\n".join(lines) + "\n")
-    write_config(out, {"num_classes": "2", "num_training_samples": "12", "base_network": "vgg-16",
-                       "use_pretrained_model": "0", "image_shape": "300", "epochs": "2", "mini_batch_size": "4",
-                       "learning_rate": "0.001", "optimizer": "adam"}, "application/x-image")
-    (out / "payload.png").write_bytes(detection_image(rng, size)[0])
+    payload, boxes = detection_image(rng, size)
+    while len({b["class_id"] for b in boxes}) < 2:  # a payload that shows both classes
+        payload, boxes = detection_image(rng, size)
+    (out / "payload.png").write_bytes(payload)
 
 
-def make_segmentation(out: Path, rng: random.Random) -> None:
-    size = 64
-    for split, count in (("train", 12), ("validation", 4)):
-        for i in range(count):
-            cx, cy, r = rng.randrange(16, 48), rng.randrange(16, 48), rng.randrange(8, 16)
-            inside = lambda x, y: (x - cx) ** 2 + (y - cy) ** 2 <= r * r  # noqa: E731
-            bg = noisy(rng, 60)
-            image = png(size, size, lambda x, y: (200, 200, 200) if inside(x, y) else (bg(),) * 3)
-            mask = png(size, size, lambda x, y: 255 if inside(x, y) else 0, channels=1)
-            for channel, data in ((split, image), (f"{split}_annotation", mask)):
-                folder = out / "input" / "data" / channel
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / f"{split}_{i:03d}.png").write_bytes(data)
-    write_config(out, {"num_classes": "2", "num_training_samples": "12", "use_pretrained_model": "False",
-                       "image_size": "64", "epochs": "2", "mini_batch_size": "4", "learning_rate": "0.001",
-                       "optimizer": "adam"}, "image/png")
-    (out / "payload.png").write_bytes((out / "input" / "data" / "validation" / "validation_000.png").read_bytes())
+def cells(rng: random.Random, size: int):
+    """A function (x, y) -> inside one of 1-3 ellipses."""
+    shapes = [(rng.uniform(10, size - 10), rng.uniform(10, size - 10), rng.uniform(5, size / 6), rng.uniform(5, size / 6))
+              for _ in range(rng.randint(1, 3))]
+    return lambda x, y: any(((x - cx) / a) ** 2 + ((y - cy) / b) ** 2 <= 1 for cx, cy, a, b in shapes)
+
+
+def make_segmentation(out: Path, spec: dict, rng: random.Random) -> None:
+    size = spec["size"]
+    data = out / "input" / "data"
+    for split in ("train", "validation"):
+        for i in range(spec[split]):
+            inside = cells(rng, size)
+            level = rng.randrange(150, 230)
+            bg = noisy_grey(rng, rng.randrange(30, 90), 30)
+            image = png(size, size, lambda x, y: (clamp(level + rng.randrange(-30, 31)),) * 3 if inside(x, y) else bg(x, y))
+            mask = png(size, size, lambda x, y: CELL_RGB if inside(x, y) else (0, 0, 0))
+            for channel, body in ((split, image), (f"{split}_annotation", mask)):
+                (data / channel).mkdir(parents=True, exist_ok=True)
+                (data / channel / f"{split}_{i:03d}.png").write_bytes(body)
+    (data / "label_map").mkdir(parents=True, exist_ok=True)
+    (data / "label_map" / "train_label_map.json").write_text(json.dumps({"internal-color-map": {
+        "0": {"class-name": "background", "hex-color": "#000000"},
+        "1": {"class-name": "cell", "hex-color": "#%02x%02x%02x" % CELL_RGB}}}, indent=2) + "\n")
+    inside = cells(rng, size)
+    bg = noisy_grey(rng, 60, 30)
+    (out / "payload.png").write_bytes(png(size, size, lambda x, y: (200, 200, 200) if inside(x, y) else bg(x, y)))
 
 
 def write_config(out: Path, hps: dict, content_type: str) -> None:
@@ -116,16 +184,25 @@ def write_config(out: Path, hps: dict, content_type: str) -> None:
          "current_instance_type": "local"}, indent=2) + "\n")
 
 
+def make_sample(task: str, out: Path) -> None:
+    """Write the task's demo sample, config and payload under out (a fake /opt/ml)."""
+    config = demo_config(task)
+    if (out / "input").exists():
+        shutil.rmtree(out / "input")
+    makers = {"classification": make_classification, "detection": make_detection, "segmentation": make_segmentation}
+    makers[task](out, config["sample"], random.Random(config["sample"]["seed"]))
+    content_type = {"classification": "application/x-image", "detection": "application/x-image",
+                    "segmentation": "image/png"}[task]
+    write_config(out, config["hyperparameters"], content_type)
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("detection", "segmentation"):
+    if len(argv) != 2 or argv[0] not in TASKS:
         print(__doc__)
         return 2
     out = Path(argv[1])
-    if (out / "input").exists():
-        shutil.rmtree(out / "input")
-    rng = random.Random(0)
-    (make_detection if argv[0] == "detection" else make_segmentation)(out, rng)
-    print(f"wrote a {argv[0]} sample under {out}")
+    make_sample(argv[0], out)
+    print(f"wrote the {argv[0]} demo sample under {out}")
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -22,7 +23,7 @@ from smcv.contract import (ENV_LOG_LEVEL, ENV_TASK, Paths, read_hyperparameters,
                            write_failure, write_success)
 from smcv.engine import distributed as dist_utils
 from smcv.engine.launch import maybe_relaunch
-from smcv.engine.loop import Trainer
+from smcv.engine.loop import FitResult, Trainer
 from smcv.engine.signals import StopRequest
 from smcv.errors import ConfigError, UserError
 from smcv.pretrained import load_matching, model_channel_artifact
@@ -104,10 +105,18 @@ def run(paths: Paths, stop: StopRequest) -> int:
         artifact.save_artifact(paths.model_dir, result.state_dict, manifest)
         paths.output_data_dir.mkdir(parents=True, exist_ok=True)
         (paths.output_data_dir / "metrics.json").write_text(json.dumps(result.history, indent=1))
-        log.info("model saved to %s (epoch %d of %d completed)", paths.model_dir, result.selected_epoch, result.epochs_completed)
+        log.info("model saved to %s (%s)", paths.model_dir, selection_summary(result, task.objective_metric))
         if not result.stopped_by_signal:
             write_success(paths)
     return 0
+
+
+def selection_summary(result: FitResult, objective: str) -> str:
+    """Which epoch's weights were saved and why, e.g. 'best epoch 9 of 10; validation:mAP=0.9412'."""
+    value = result.metrics.get(objective)
+    if value is None or not math.isfinite(value):
+        return f"epoch {result.selected_epoch} of {result.epochs_completed}, the last; no {objective or 'objective'} to choose by"
+    return f"best epoch {result.selected_epoch} of {result.epochs_completed}; {objective}={value:.4g}"
 
 
 def failure_message(exc: BaseException) -> str:

@@ -45,7 +45,7 @@ def test_detection_ground_truth_manifest_round_trip(image_name, tmp_path, contai
     image = task_image(image_name, "detection")
     opt_ml, port = train_and_serve(image, "detection", tmp_path, containers, epochs=1)
     manifest = json.loads((opt_ml / "model" / "manifest.json").read_text())
-    assert manifest["class_names"] == ["red", "blue"]
+    assert manifest["class_names"] == ["circle", "square"]
     payload = (opt_ml / "payload.png").read_bytes()
     status, body, _ = http("POST", f"http://127.0.0.1:{port}/invocations", payload, {"Content-Type": "image/png"})
     assert status == 200, body

@@ -10,11 +10,13 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
+from smcv.serving.codecs import JSON_VERBOSE, ResponseOptions
 from smcv.task_api import Predictor
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
-JSON_VERBOSE = "application/json;verbose=1"
+#: classes listed under "top_k" in the verbose answer unless the Accept header sets n_predictions
+DEFAULT_TOP_K = 5
 
 
 class ClassificationPredictor(Predictor):
@@ -45,12 +47,16 @@ class ClassificationPredictor(Predictor):
         if accept == JSONLINES:
             return (json.dumps({"prediction": result}) + "\n").encode()
         if accept == JSON_VERBOSE:
-            order = sorted(range(len(result)), key=lambda i: -result[i])
-            names = self.class_names or [str(i) for i in range(len(result))]
-            body = {"prediction": result, "labels": names, "predicted_label": names[order[0]],
-                    "top": [{"label": names[i], "class_id": i, "probability": result[i]} for i in order[:5]]}
-            return json.dumps(body).encode()
+            return json.dumps(self.verbose(result, meta.get("options") or ResponseOptions())).encode()
         return json.dumps(result).encode()
+
+    def verbose(self, result: list[float], options: ResponseOptions) -> dict[str, Any]:
+        """JumpStart's {"probabilities", "labels", "predicted_label"} plus the n_predictions most likely classes."""
+        names = self.class_names or [str(i) for i in range(len(result))]
+        order = sorted(range(len(result)), key=lambda i: -result[i])
+        top = order[: options.n_predictions or DEFAULT_TOP_K]
+        return {"probabilities": result, "labels": names, "predicted_label": names[order[0]],
+                "top_k": [{"label": names[i], "class_id": i, "probability": result[i]} for i in top]}
 
 
 def _autocast(device: torch.device):

@@ -4,7 +4,10 @@ Default (application/json) and application/jsonlines: {"prediction": [[class_id,
 with class_id a float, coordinates fractions of the original width/height, best score first, no score threshold,
 at most detections_per_image (200) after per-class NMS. application/json;annotation=1: the Ground Truth-like form
 {"image_size": [{"width", "height", "depth"}], "annotations": [{"class_id", "score", "left", "top", "width",
-"height"}]} in pixels of the original image.
+"height"}]} in pixels of the original image. application/json;verbose (smcv): {"labels": [class names],
+"image_size": {...}, "detections": [{"label", "class_id", "score", "box": [xmin, ymin, xmax, ymax] (fractions),
+"left", "top", "width", "height" (pixels)}, ...]}, best first; Accept parameters n_predictions=N keeps the N best
+and threshold=T drops scores below T (they also apply to the other JSON forms).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
+from smcv.serving.codecs import JSON_VERBOSE, ResponseOptions
 from smcv.task_api import Predictor
 
 JSON = "application/json"
@@ -31,10 +35,12 @@ def _normalise_type(content_type: str) -> str:
 class DetectionPredictor(Predictor):
     """A loaded SSD ready to serve."""
 
-    response_types = (JSON, JSON_ANNOTATION, JSONLINES)
+    response_types = (JSON, JSON_ANNOTATION, JSONLINES, JSON_VERBOSE)
 
-    def __init__(self, model: torch.nn.Module, image_shape: int, device: torch.device) -> None:
+    def __init__(self, model: torch.nn.Module, image_shape: int, device: torch.device,
+                 class_names: tuple[str, ...] = ()) -> None:
         self.model, self.size, self.device = model, int(image_shape), device
+        self.class_names = list(class_names)
         self.model.score_thresh = SERVING_SCORE_THRESHOLD
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -59,10 +65,34 @@ class DetectionPredictor(Predictor):
     def encode(self, result: dict[str, list], meta: dict[str, Any], accept: str) -> bytes:
         """The response body for one image in the negotiated content type."""
         kind = _normalise_type(accept)
+        result = select(result, meta.get("options") or ResponseOptions())
         if kind == JSON_ANNOTATION:
             return json.dumps(annotation_response(result, meta)).encode()
+        if kind == JSON_VERBOSE:
+            return json.dumps(verbose_response(result, meta, self.class_names)).encode()
         body = json.dumps(prediction_response(result)).encode()
         return body + b"\n" if kind == JSONLINES else body
+
+
+def select(result: dict[str, list], options: ResponseOptions) -> dict[str, list]:
+    """The detections scoring at least options.threshold, best first, at most options.n_predictions of them."""
+    order = sorted(range(len(result["scores"])), key=lambda i: -result["scores"][i])
+    if options.threshold is not None:
+        order = [i for i in order if result["scores"][i] >= options.threshold]
+    order = order[: options.n_predictions] if options.n_predictions else order
+    return {key: [result[key][i] for i in order] for key in ("boxes", "scores", "labels")}
+
+
+def verbose_response(result: dict[str, list], meta: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
+    """Detections with class names, fractional corners and pixel boxes, best first."""
+    width, height = int(meta["width"]), int(meta["height"])
+    names = list(class_names) or [str(i) for i in range(max(result["labels"], default=-1) + 1)]
+    detections = []
+    for box, pixels in zip(prediction_response(result)["prediction"], annotation_response(result, meta)["annotations"]):
+        class_id = int(box[0])
+        detections.append({"label": names[class_id] if class_id < len(names) else str(class_id), "class_id": class_id,
+                           "score": box[1], "box": box[2:], **{k: pixels[k] for k in ("left", "top", "width", "height")}})
+    return {"labels": names, "image_size": {"width": width, "height": height}, "detections": detections}
 
 
 def prediction_response(result: dict[str, list]) -> dict[str, list]:

@@ -1,7 +1,12 @@
-"""Serving: image in; class-id PNG, RecordIO-protobuf probabilities or JSON out, at the request image's size."""
+"""Serving: image in; class-id PNG, RecordIO-protobuf probabilities or JSON out, at the request image's size.
+
+application/json;verbose (smcv): {"labels": [class names], "shape": [h, w], "class_share": {name: fraction of the
+pixels}, "class_pixels": {name: count}, "mask_png_base64": the indexed PNG mask, base64}.
+"""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from typing import Any
@@ -14,6 +19,7 @@ from torchvision.transforms.v2 import functional as F
 from smcv.errors import HTTPError
 from smcv.segmentation.protobuf import probabilities_response
 from smcv.segmentation.transforms import letterbox_size, normalize
+from smcv.serving.codecs import JSON_VERBOSE
 from smcv.task_api import Predictor
 
 PNG = "image/png"
@@ -21,7 +27,7 @@ RECORDIO_PROTOBUF = "application/x-recordio-protobuf"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 JSON_PROBABILITIES = "application/json;probabilities=1"
-RESPONSE_TYPES = (PNG, RECORDIO_PROTOBUF, PROTOBUF, JSON, JSON_PROBABILITIES)
+RESPONSE_TYPES = (PNG, RECORDIO_PROTOBUF, PROTOBUF, JSON, JSON_PROBABILITIES, JSON_VERBOSE)
 #: the longest side of the probability maps in the JSON response
 JSON_PROBABILITY_SIDE = 64
 
@@ -95,9 +101,21 @@ class SegmentationPredictor(Predictor):
         labels = class_ids(probs)
         if accept == PNG:
             return self._png(labels)
+        if accept == JSON_VERBOSE:
+            return json.dumps(self.verbose(labels, int(result.shape[0]))).encode()
         if accept in (JSON, JSON_PROBABILITIES):
             return json.dumps(self._json(labels, result, meta, accept == JSON_PROBABILITIES)).encode()
         raise HTTPError(406, f"unsupported Accept {accept!r}", supported=list(RESPONSE_TYPES))
+
+    def verbose(self, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
+        """Class names, each class's share of the pixels, and the mask as a base64 PNG."""
+        names = self.class_names or [str(i) for i in range(num_classes)]
+        counts = np.bincount(labels.ravel(), minlength=len(names))
+        total = max(1, int(labels.size))
+        return {"labels": names, "shape": [int(labels.shape[0]), int(labels.shape[1])],
+                "class_share": {names[i]: round(int(n) / total, 6) for i, n in enumerate(counts[: len(names)])},
+                "class_pixels": {names[i]: int(n) for i, n in enumerate(counts[: len(names)])},
+                "mask_png_base64": base64.b64encode(self._png(labels)).decode("ascii")}
 
     def _png(self, labels: np.ndarray) -> bytes:
         img = Image.frombytes("P", (labels.shape[1], labels.shape[0]), np.ascontiguousarray(labels).tobytes())

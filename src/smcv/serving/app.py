@@ -48,9 +48,10 @@ def create_app(holder: ModelHolder, *, workers: int = 1, payload_mb: Optional[in
         _check_declared_length(limit_bytes, limit_mb)
         request_type = codecs.request_image_type(request.headers.get("Content-Type"))
         response_type = codecs.negotiate(request.headers.get("Accept"), predictor.response_types)  # the one negotiation
+        options = codecs.response_options(request.headers.get("Accept"))
         data = _read_body(limit_bytes, limit_mb)
         image = codecs.decode_request_image(data, request_type, mode=holder.image_mode)
-        body = holder.run(predictor, image, response_type, request.headers.get(CUSTOM_ATTRIBUTES_HEADER))
+        body = holder.run(predictor, image, response_type, request.headers.get(CUSTOM_ATTRIBUTES_HEADER), options)
         return Response(body, status=200, content_type=response_type)
 
     @app.get("/execution-parameters")

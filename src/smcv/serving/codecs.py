@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from PIL import Image
 
@@ -15,10 +15,21 @@ from smcv.errors import HTTPError, UserError
 #: request content types that carry one encoded image (JPEG or PNG bytes; octet-stream is sniffed)
 IMAGE_REQUEST_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
 
+#: the verbose JSON answer with class names (JumpStart's 'application/json;verbose'; bare 'verbose' means verbose=1)
+JSON_VERBOSE = "application/json;verbose=1"
+
 #: the default response type when set and offered by the task (SageMaker inference-toolkit convention)
 
 #: MIME parameters that never distinguish one response type from another
 _INSIGNIFICANT_PARAMS = frozenset({"q", "charset"})
+
+#: Accept parameters that tune the answer without selecting another type, e.g. application/json;verbose;n_predictions=3
+#: (n_predictions: keep the N most likely classes or boxes; threshold: drop boxes scoring below it)
+RESPONSE_OPTIONS = frozenset({"n_predictions", "threshold"})
+
+#: Accept parameters that are flags: bare, empty, 1 or true select the flagged type ('verbose=1'); 0 or false drop them
+_FLAG_PARAMS = frozenset({"verbose"})
+_FLAG_ON, _FLAG_OFF = frozenset({"", "1", "true", "yes"}), frozenset({"0", "false", "no"})
 
 
 @dataclass(frozen=True)
@@ -70,9 +81,47 @@ def parse_media_type(value: str) -> MediaType:
             continue
         if name == "q":
             q = _parse_q(val)
-        elif name not in _INSIGNIFICANT_PARAMS:
+        elif name in _FLAG_PARAMS and val.lower() in _FLAG_OFF:
+            continue
+        elif name in _FLAG_PARAMS and val.lower() in _FLAG_ON:
+            params.append((name, "1"))
+        elif name not in _INSIGNIFICANT_PARAMS and name not in RESPONSE_OPTIONS:
             params.append((name, val.lower()))
     return MediaType(kind, subtype, tuple(sorted(params)), q)
+
+
+@dataclass(frozen=True)
+class ResponseOptions:
+    """Per-request answer options from the Accept header: the N most likely results, and a score floor."""
+
+    n_predictions: Optional[int] = None
+    threshold: Optional[float] = None
+
+
+def response_options(accept: Optional[str]) -> ResponseOptions:
+    """n_predictions and threshold from the Accept header's parameters; 400 naming the value when one is unusable."""
+    found: dict[str, str] = {}
+    for part in (accept or "").split(","):
+        for raw in part.split(";")[1:]:
+            name, _, val = raw.partition("=")
+            name = name.strip().lower()
+            if name in RESPONSE_OPTIONS and name not in found:
+                found[name] = val.strip().strip('"')
+    return ResponseOptions(_option(found, "n_predictions", int, 1, None), _option(found, "threshold", float, 0.0, 1.0))
+
+
+def _option(found: dict[str, str], name: str, kind: type, low: float, high: Optional[float]) -> Any:
+    if name not in found:
+        return None
+    try:
+        value = kind(found[name])
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        limits = f"a whole number >= {low}" if kind is int else f"a number from {low:g} to {high:g}"
+        raise HTTPError(400, f"Accept parameter {name}={found[name]!r} must be {limits}, e.g. "
+                             f"'application/json;verbose;{name}={3 if kind is int else 0.5}'", parameter=name)
+    return value
 
 
 def _parse_q(value: str) -> float:

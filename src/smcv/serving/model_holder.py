@@ -181,9 +181,10 @@ class ModelHolder:
         """Check readiness, negotiate the Accept header, then run one image; returns (body, content type)."""
         predictor = self.check_ready()
         content_type = codecs.negotiate(accept, predictor.response_types)
-        return self.run(predictor, image, content_type, custom_attributes), content_type
+        return self.run(predictor, image, content_type, custom_attributes, codecs.response_options(accept)), content_type
 
-    def run(self, predictor: Any, image: Image.Image, content_type: str, custom_attributes: Optional[str] = None) -> bytes:
+    def run(self, predictor: Any, image: Image.Image, content_type: str, custom_attributes: Optional[str] = None,
+            options: Optional[codecs.ResponseOptions] = None) -> bytes:
         """Preprocess, batch, predict and encode one image for a ready predictor and a negotiated content type."""
         try:
             tensor, meta = predictor.preprocess(image)
@@ -199,7 +200,7 @@ class ModelHolder:
                             timeout_s=self.timeout_s) from None
         except Exception as exc:  # the batching thread has logged the traceback once for the whole batch
             raise HTTPError(500, f"inference failed: {_describe(exc)[:300]}") from exc
-        return predictor.encode(result, {**meta, "custom_attributes": custom_attributes}, content_type)
+        return predictor.encode(result, {**meta, "custom_attributes": custom_attributes, "options": options}, content_type)
 
     def close(self) -> None:
         """Stop the batching thread."""

@@ -82,5 +82,5 @@ class DetectionTask(Task):
         model.eval().to(device)
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
-        return DetectionPredictor(model, int(spec["image_shape"]), device)
+        return DetectionPredictor(model, int(spec["image_shape"]), device, tuple(manifest.get("class_names") or ()))
 

@@ -58,4 +58,45 @@ def test_response_conversion_by_hand():
 
 
 def test_response_types_offered(predictor):
-    assert predictor.response_types == ("application/json", "application/json;annotation=1", "application/jsonlines")
+    assert predictor.response_types == ("application/json", "application/json;annotation=1", "application/jsonlines",
+                                        "application/json;verbose=1")
+
+
+@pytest.fixture(scope="module")
+def named_predictor():
+    torch.manual_seed(0)
+    spec = detector_spec("tiny", 300, 2, detections_per_image=20)
+    manifest = {"task": "detection", "detector": spec, "class_names": ["circle", "square"]}
+    return DetectionTask().build_predictor(manifest, build_detector(spec).state_dict(), torch.device("cpu"))
+
+
+def run_with(predictor, image, accept):
+    from smcv.serving import codecs
+
+    tensor, meta = predictor.preprocess(image)
+    result = predictor.predict_batch(tensor.unsqueeze(0))[0]
+    return predictor.encode(result, {**meta, "options": codecs.response_options(accept)}, codecs.negotiate(accept, predictor.response_types))
+
+
+def test_verbose_names_each_box_with_fraction_and_pixel_coordinates(named_predictor):
+    image = Image.new("RGB", (200, 100), (90, 120, 30))
+    body = json.loads(run_with(named_predictor, image, "application/json;verbose"))
+    builtin = json.loads(run_with(named_predictor, image, "application/json"))["prediction"]
+    assert body["labels"] == ["circle", "square"] and body["image_size"] == {"width": 200, "height": 100}
+    assert len(body["detections"]) == len(builtin) == 20
+    for det, row in zip(body["detections"], builtin):
+        assert det["label"] == ["circle", "square"][det["class_id"]] and det["class_id"] == int(row[0])
+        assert det["score"] == row[1] and det["box"] == row[2:]
+        assert det["left"] == round(row[2] * 200) and det["top"] == round(row[3] * 100)
+
+
+def test_n_predictions_and_threshold_select_the_best_boxes(named_predictor):
+    image = Image.new("RGB", (120, 120), (10, 200, 30))
+    every = json.loads(run_with(named_predictor, image, "application/json;verbose"))["detections"]
+    top3 = json.loads(run_with(named_predictor, image, "application/json;verbose;n_predictions=3"))["detections"]
+    assert top3 == every[:3]
+    cut = sorted(d["score"] for d in every)[len(every) // 2]
+    above = json.loads(run_with(named_predictor, image, f"application/json;verbose;threshold={cut}"))["detections"]
+    assert above == [d for d in every if d["score"] >= cut] and 0 < len(above) < len(every)
+    builtin = json.loads(run_with(named_predictor, image, "application/json;n_predictions=2"))["prediction"]
+    assert [r[1] for r in builtin] == [d["score"] for d in every[:2]]

@@ -194,3 +194,16 @@ def test_build_predictor_from_manifest_alone():
     for img, result, meta in zip(images, results, metas):
         mask = Image.open(io.BytesIO(pred.encode(result, meta, "image/png")))
         assert mask.size == img.size and int(np.array(mask).max()) < 3
+
+
+def test_verbose_gives_class_names_pixel_shares_and_the_mask():
+    import base64
+
+    body = json.loads(run(predictor(), half_red(50, 30), "application/json;verbose=1"))
+    assert body["labels"] == ["background", "red"] and body["shape"] == [30, 50]
+    mask = np.array(Image.open(io.BytesIO(base64.b64decode(body["mask_png_base64"]))))
+    assert mask.shape == (30, 50)
+    red_share = float((mask == 1).mean())
+    assert 0.4 < red_share < 0.6
+    assert body["class_share"] == {"background": pytest.approx(1 - red_share, abs=1e-6), "red": pytest.approx(red_share, abs=1e-6)}
+    assert body["class_pixels"] == {"background": int((mask == 0).sum()), "red": int((mask == 1).sum())}

@@ -129,3 +129,48 @@ def test_custom_attributes():
     assert codecs.parse_custom_attributes(None) == {}
     assert codecs.parse_custom_attributes("top_k=3; Class_Names, gradcam=0") == {
         "top_k": "3", "class_names": "true", "gradcam": "0"}
+
+
+CLASSIFICATION = ("application/json", "application/jsonlines", codecs.JSON_VERBOSE)
+
+
+@pytest.mark.parametrize("accept", ["application/json;verbose", "application/json; verbose=1", "application/json;verbose=true",
+                                    "application/json;verbose;n_predictions=3", "application/json;n_predictions=2;verbose",
+                                    "APPLICATION/JSON;VERBOSE=True;threshold=0.5"])
+def test_verbose_flag_in_any_spelling_selects_the_verbose_type(accept):
+    assert codecs.negotiate(accept, CLASSIFICATION) == codecs.JSON_VERBOSE
+
+
+@pytest.mark.parametrize("accept", ["application/json;verbose=0", "application/json;verbose=false", "application/json;n_predictions=3"])
+def test_verbose_off_or_options_alone_keep_the_plain_type(accept):
+    assert codecs.negotiate(accept, CLASSIFICATION) == "application/json"
+
+
+def test_verbose_is_406_where_no_task_offers_it():
+    with pytest.raises(HTTPError) as info:
+        codecs.negotiate("application/json;verbose", ("application/json", "application/jsonlines"))
+    assert info.value.status == 406
+
+
+@pytest.mark.parametrize("accept, expected", [
+    (None, codecs.ResponseOptions()),
+    ("application/json;verbose", codecs.ResponseOptions()),
+    ("application/json;verbose;n_predictions=3", codecs.ResponseOptions(n_predictions=3)),
+    ("application/json; verbose; threshold=0.25; n_predictions=\"2\"", codecs.ResponseOptions(2, 0.25)),
+    ("text/csv;n_predictions=4, application/json;verbose;n_predictions=9", codecs.ResponseOptions(n_predictions=4)),
+])
+def test_response_options_from_accept_parameters(accept, expected):
+    assert codecs.response_options(accept) == expected
+
+
+@pytest.mark.parametrize("accept, name", [
+    ("application/json;verbose;n_predictions=0", "n_predictions"),
+    ("application/json;verbose;n_predictions=two", "n_predictions"),
+    ("application/json;verbose;n_predictions=1.5", "n_predictions"),
+    ("application/json;verbose;threshold=1.5", "threshold"),
+    ("application/json;verbose;threshold=", "threshold"),
+])
+def test_unusable_option_is_400_naming_it(accept, name):
+    with pytest.raises(HTTPError) as info:
+        codecs.response_options(accept)
+    assert info.value.status == 400 and info.value.to_json()["parameter"] == name and name in info.value.message
