@@ -19,6 +19,8 @@ ENV_WORKERS = ("SAGEMAKER_MODEL_SERVER_WORKERS", "MODEL_SERVER_WORKERS")
 ENV_TIMEOUT = ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "MODEL_SERVER_TIMEOUT")
 ENV_MAX_PAYLOAD_MB = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 ENV_TASK = "SMCV_TASK"
+#: the largest image (width x height) decoded for training or serving; larger ones are refused before decoding
+ENV_MAX_IMAGE_PIXELS = "SMCV_MAX_IMAGE_PIXELS"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from smcv.data.images import original_size
 from smcv.tasks.base import Predictor
 
 JSON = "application/json"
@@ -34,6 +35,7 @@ class DetectionPredictor(Predictor):
 
     def __init__(self, model: torch.nn.Module, image_shape: int, device: torch.device) -> None:
         self.model, self.size, self.device = model, int(image_shape), device
+        self.input_side = self.size  # requests far larger than this are decoded smaller
         self.model.score_thresh = SERVING_SCORE_THRESHOLD
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -42,7 +44,8 @@ class DetectionPredictor(Predictor):
 
         rgb = image.convert("RGB") if image.mode != "RGB" else image
         tensor = F.resize(F.pil_to_tensor(rgb), [self.size, self.size], antialias=True)
-        return tensor.float().div_(255.0), {"width": image.width, "height": image.height, "depth": 3}
+        width, height = original_size(image)
+        return tensor.float().div_(255.0), {"width": width, "height": height, "depth": 3}
 
     @torch.inference_mode()
     def predict_batch(self, batch: torch.Tensor) -> list[dict[str, list]]:

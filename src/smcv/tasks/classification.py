@@ -167,7 +167,8 @@ class ClassificationTask(Task):
         norm = manifest.get("normalization") or dict(zip(("mean", "std"), normalisation(shape[0])))
         return ClassificationPredictor(model, eval_transform(shape, manifest.get("resize")),
                                        GpuNormalize(norm["mean"], norm["std"]), mode, bool(manifest.get("multi_label")),
-                                       list(manifest.get("class_names") or []), device)
+                                       list(manifest.get("class_names") or []), device,
+                                       input_side=max(int(manifest.get("resize") or 0), *shape[1:]))
 
 
 def _spool_pipe_channels(channels: dict[str, Path], channel_config: dict[str, dict]) -> dict[str, Path]:

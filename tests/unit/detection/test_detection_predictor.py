@@ -59,3 +59,17 @@ def test_response_conversion_by_hand():
 
 def test_response_types_offered(predictor):
     assert predictor.response_types == ("application/json", "application/json;annotation=1", "application/jsonlines")
+
+
+def test_large_request_is_decoded_smaller_and_annotated_in_the_sent_pixels(predictor):
+    import io
+
+    from smcv.serving.codecs import decode_request_image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2400, 1600), (90, 120, 30)).save(buffer, format="JPEG")
+    image = decode_request_image(buffer.getvalue(), "image/jpeg", reduce_to=predictor.input_side)
+    assert image.size == (1200, 800)  # JPEG draft at 1/2: the shorter side stays at least twice the 300 px input
+    body = json.loads(run(predictor, image, "application/json;annotation=1"))
+    assert body["image_size"] == [{"width": 2400, "height": 1600, "depth": 3}]
+    assert max(a["left"] + a["width"] for a in body["annotations"]) > 1200

@@ -194,3 +194,18 @@ def test_build_predictor_from_manifest_alone():
     for img, result, meta in zip(images, results, metas):
         mask = Image.open(io.BytesIO(pred.encode(result, meta, "image/png")))
         assert mask.size == img.size and int(np.array(mask).max()) < 3
+
+
+@pytest.mark.parametrize("mode", ["letterbox", "resize"])
+def test_large_request_is_decoded_smaller_but_the_mask_keeps_the_sent_size(mode):
+    from smcv.serving.codecs import decode_request_image
+
+    pred = predictor(mode, size=16)
+    buffer = io.BytesIO()
+    half_red(400, 240).save(buffer, format="PNG")
+    image = decode_request_image(buffer.getvalue(), "image/png", reduce_to=pred.input_side)
+    assert image.size == (58, 35)  # reduced 7x (rounding up): the shorter side stays at least twice the input side
+    mask = Image.open(io.BytesIO(run(pred, image, "image/png")))
+    assert mask.size == (400, 240)
+    labels = np.array(mask)
+    assert (labels[:, :190] == 1).all() and (labels[:, 210:] == 0).all()
