@@ -35,6 +35,8 @@ ENV_MAX_BATCH_DELAY_MS = "SMCV_MAX_BATCH_DELAY_MS"
 ENV_WORKER_INDEX = "SMCV_WORKER_INDEX"
 ENV_SERVER_THREADS = "SMCV_SERVER_THREADS"
 ENV_ACCESS_LOG = "SMCV_ACCESS_LOG"
+#: the largest image (width x height) decoded for training or serving; larger ones are refused before decoding
+ENV_MAX_IMAGE_PIXELS = "SMCV_MAX_IMAGE_PIXELS"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from smcv.data.images import original_size
 from smcv.task_api import Predictor
 
 TASK_NAME = "fake"
@@ -25,6 +26,7 @@ class FakePredictor(Predictor):
 
     def __init__(self, manifest: dict[str, Any], device: torch.device) -> None:
         self.size = int(manifest.get("input_size", 8))
+        self.input_side = int(manifest.get("input_side", 0))
         self.delay_s = float(manifest.get("delay_s", 0.0))
         self.device = device
         self.batch_sizes: list[int] = []
@@ -32,7 +34,8 @@ class FakePredictor(Predictor):
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
         array = np.asarray(image.convert("RGB").resize((self.size, self.size)), dtype=np.float32) / 255.0
-        return torch.from_numpy(array).permute(2, 0, 1).contiguous(), {"width": image.width, "height": image.height}
+        width, height = original_size(image)
+        return torch.from_numpy(array).permute(2, 0, 1).contiguous(), {"width": width, "height": height}
 
     def predict_batch(self, batch: torch.Tensor) -> list[Any]:
         with self.lock:

@@ -63,7 +63,8 @@ class ClassificationDataset(Dataset):
         if self.items:
             item = self.items[i]
             image = decode_image(_read(item.path), str(item.path), mode=self.mode)
-            return image_to_tensor(image), to_target(item.labels, self.num_classes, self.multi_label, item.path.name)
+            where = f"{item.path.name} ({item.origin})" if item.origin else item.path.name
+            return image_to_tensor(image), to_target(item.labels, self.num_classes, self.multi_label, where)
         r, k = self.index[i]
         source = f"{self.readers[r].rec_path.name} record {k}"
         header, payload = unpack(self.readers[r].read_at(k), source)

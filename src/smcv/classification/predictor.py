@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
+from smcv.data.images import original_size
 from smcv.serving.codecs import JSON_VERBOSE, ResponseOptions
 from smcv.task_api import Predictor
 
@@ -25,14 +26,16 @@ class ClassificationPredictor(Predictor):
     response_types = (JSON, JSONLINES, JSON_VERBOSE)
 
     def __init__(self, model: torch.nn.Module, transform, normalize, mode: str, multi_label: bool,
-                 class_names: list[str], device: torch.device) -> None:
+                 class_names: list[str], device: torch.device, input_side: int = 0) -> None:
         self.model, self.transform, self.normalize, self.mode = model.eval(), transform, normalize, mode
+        self.input_side = input_side  # the longest side the transform needs; larger requests decode smaller
         self.image_mode = mode
         self.multi_label, self.class_names, self.device = multi_label, class_names, device
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
         tensor = self.transform(F.pil_to_tensor(image.convert(self.mode)))
-        return tensor, {"width": image.width, "height": image.height}
+        width, height = original_size(image)
+        return tensor, {"width": width, "height": height}
 
     def predict_batch(self, batch: torch.Tensor) -> list[Any]:
         batch = self.normalize(batch.to(self.device, non_blocking=True))

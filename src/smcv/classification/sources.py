@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from smcv.data.images import IMAGE_EXTENSIONS
-from smcv.data.lst import read_lst
+from smcv.data.lst import read_numbered_lst
 from smcv.errors import ConfigError, DataError
 
 FORMATS = ("auto", "folders", "lst", "recordio")
@@ -15,10 +15,11 @@ FORMATS = ("auto", "folders", "lst", "recordio")
 
 @dataclass(frozen=True)
 class FileItem:
-    """An image file and its label(s)."""
+    """An image file and its label(s); origin names where the label came from (a .lst file and line)."""
 
     path: Path
     labels: tuple[float, ...]
+    origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,12 @@ def _lst_items(split: str, channels: dict[str, Path]) -> list[FileItem]:
     root = channels[split]
     items = []
     for lst in lst_files:
-        for entry in read_lst(lst):
+        for lineno, entry in read_numbered_lst(lst):
             path = root / entry.path
             if not path.is_file():
                 raise DataError(f"{lst.name}: image {entry.path!r} (index {entry.index}) is not in channel {split!r}; "
                                 "paths in .lst files are relative to the image channel's root")
-            items.append(FileItem(path, tuple(entry.labels)))
+            items.append(FileItem(path, tuple(entry.labels), f"{lst}, line {lineno}"))
     return items
 
 
@@ -106,6 +107,7 @@ def check_labels(items: list[FileItem], num_classes: int, multi_label: bool, spl
             continue
         for label in labels if multi_label else labels[:1]:
             if label != int(label) or not 0 <= label < num_classes:
-                raise DataError(f"{split}: {item.path.name} has label {label:g}, but num_classes is {num_classes}; "
-                                "class ids must be integers 0..num_classes-1")
+                where = f" ({item.origin})" if item.origin else ""
+                raise DataError(f"{split}: {item.path.name}{where} has label {label:g}, but num_classes is "
+                                f"{num_classes}; class ids must be integers 0..num_classes-1")
 

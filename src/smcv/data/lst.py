@@ -49,7 +49,12 @@ def _parse_line(line: str, where: str) -> LstEntry:
 
 def read_lst(path: str | os.PathLike) -> list[LstEntry]:
     """Parse a .lst file; malformed lines and duplicate indexes raise DataError naming the file and line."""
-    entries: list[LstEntry] = []
+    return [entry for _, entry in read_numbered_lst(path)]
+
+
+def read_numbered_lst(path: str | os.PathLike) -> list[tuple[int, LstEntry]]:
+    """Parse a .lst file into (line number, entry) pairs, so later checks can name the line."""
+    entries: list[tuple[int, LstEntry]] = []
     seen: dict[int, int] = {}
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
@@ -65,7 +70,7 @@ def read_lst(path: str | os.PathLike) -> list[LstEntry]:
             raise DataError(f"{path}, line {lineno}: index {entry.index} already used on line {seen[entry.index]}; "
                             f"indexes in a .lst file must be unique")
         seen[entry.index] = lineno
-        entries.append(entry)
+        entries.append((lineno, entry))
     return entries
 
 

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
+from smcv.data.images import original_size
 from smcv.serving.codecs import JSON_VERBOSE, ResponseOptions
 from smcv.task_api import Predictor
 
@@ -41,13 +42,15 @@ class DetectionPredictor(Predictor):
                  class_names: tuple[str, ...] = ()) -> None:
         self.model, self.size, self.device = model, int(image_shape), device
         self.class_names = list(class_names)
+        self.input_side = self.size  # requests far larger than this are decoded smaller
         self.model.score_thresh = SERVING_SCORE_THRESHOLD
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
         """Resize (aspect not kept, as in training) to a float CHW tensor in [0, 1]; remember the original size."""
         rgb = image.convert("RGB") if image.mode != "RGB" else image
         tensor = F.resize(F.pil_to_tensor(rgb), [self.size, self.size], antialias=True)
-        return tensor.float().div_(255.0), {"width": image.width, "height": image.height, "depth": 3}
+        width, height = original_size(image)
+        return tensor.float().div_(255.0), {"width": width, "height": height, "depth": 3}
 
     @torch.inference_mode()
     def predict_batch(self, batch: torch.Tensor) -> list[dict[str, list]]:

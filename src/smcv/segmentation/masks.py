@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import Any, Iterable, Optional
 import numpy as np
 from PIL import Image
 
+from smcv.data.images import ImageTooLargeError, decode_reason, open_image
 from smcv.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -112,10 +112,14 @@ def read_label_map(path: Path) -> tuple[LabelMap, Optional[dict[int, int]], dict
 def open_mask(data: bytes, source: str):
     """Decode mask bytes with Pillow, without any mode conversion."""
     try:
-        img = Image.open(io.BytesIO(data))
+        img = open_image(data, source)  # refuses sizes above SMCV_MAX_IMAGE_PIXELS before decoding
         img.load()
+    except ImageTooLargeError:
+        raise
+    except DataError:
+        raise DataError(f"{source}: cannot decode the mask (not a recognised image); masks must be PNG files") from None
     except Exception as exc:  # Pillow raises many types for bad files
-        raise DataError(f"{source}: cannot decode the mask ({exc}); masks must be PNG files") from None
+        raise DataError(f"{source}: cannot decode the mask ({decode_reason(exc)}); masks must be PNG files") from None
     return img
 
 

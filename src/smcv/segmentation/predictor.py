@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
+from smcv.data.images import original_size
 from smcv.errors import HTTPError
 from smcv.segmentation.protobuf import probabilities_response
 from smcv.segmentation.transforms import letterbox_size, normalize
@@ -65,6 +66,7 @@ class SegmentationPredictor(Predictor):
                  std: tuple[float, ...], class_names: list[str], device: torch.device) -> None:
         self.model, self.device = model.eval(), device
         self.mode, self.size = geometry["mode"], int(geometry["size"])
+        self.input_side = self.size  # requests far larger than this are decoded smaller; masks keep the sent size
         self.mean, self.std, self.class_names = tuple(mean), tuple(std), class_names
         self._palette = palette()
 
@@ -76,7 +78,8 @@ class SegmentationPredictor(Predictor):
             content = letterbox_size(image.height, image.width, self.size)
         tensor = F.resize(tensor, list(content), antialias=True)
         tensor = F.pad(tensor, [0, 0, self.size - content[1], self.size - content[0]], fill=0)
-        return normalize(tensor, self.mean, self.std), {"width": image.width, "height": image.height, "content": content}
+        width, height = original_size(image)
+        return normalize(tensor, self.mean, self.std), {"width": width, "height": height, "content": content}
 
     def predict_batch(self, batch: torch.Tensor) -> list[Any]:
         if self.device.type == "cuda":

@@ -9,6 +9,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from smcv.contract import ENV_MAX_PAYLOAD_MB
+from smcv.data.images import max_image_pixels
 from smcv.errors import HTTPError
 from smcv.serving import codecs
 from smcv.serving.model_holder import ModelHolder, env_number
@@ -33,6 +34,7 @@ def create_app(holder: ModelHolder, *, workers: int = 1, payload_mb: Optional[in
     app = Flask("smcv.serving")
     limit_mb = max_payload_mb() if payload_mb is None else payload_mb
     limit_bytes = limit_mb * 1024 * 1024
+    pixel_limit = max_image_pixels()
 
     @app.get("/ping")
     def ping() -> Any:
@@ -50,7 +52,8 @@ def create_app(holder: ModelHolder, *, workers: int = 1, payload_mb: Optional[in
         response_type = codecs.negotiate(request.headers.get("Accept"), predictor.response_types)  # the one negotiation
         options = codecs.response_options(request.headers.get("Accept"))
         data = _read_body(limit_bytes, limit_mb)
-        image = codecs.decode_request_image(data, request_type, mode=holder.image_mode)
+        image = codecs.decode_request_image(data, request_type, mode=holder.image_mode, max_pixels=pixel_limit,
+                                            reduce_to=holder.input_side)
         body = holder.run(predictor, image, response_type, request.headers.get(CUSTOM_ATTRIBUTES_HEADER), options)
         return Response(body, status=200, content_type=response_type)
 

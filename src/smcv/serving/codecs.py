@@ -9,11 +9,17 @@ from typing import Any, Optional, Sequence
 from PIL import Image
 
 from smcv.contract import ENV_DEFAULT_ACCEPT
-from smcv.data.images import decode_image, sniff_image_type
-from smcv.errors import HTTPError, UserError
+from smcv.data.images import ImageFormatError, ImageTooLargeError, decode_image, sniff_image_type
+from smcv.errors import DataError, HTTPError
 
 #: request content types that carry one encoded image (JPEG or PNG bytes; octet-stream is sniffed)
 IMAGE_REQUEST_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
+#: the Pillow formats decoded for each request type; the generic types are sniffed among JPEG and PNG
+SNIFFED_FORMATS = ("JPEG", "PNG")
+REQUEST_FORMATS = {"image/jpeg": ("JPEG",), "image/png": ("PNG",), "application/x-image": SNIFFED_FORMATS,
+                   "application/octet-stream": SNIFFED_FORMATS}
+#: the request type that names each decodable format
+FORMAT_CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
 
 #: the verbose JSON answer with class names (JumpStart's 'application/json;verbose'; bare 'verbose' means verbose=1)
 JSON_VERBOSE = "application/json;verbose=1"
@@ -193,20 +199,34 @@ def _score(candidate: MediaType, ranges: list[tuple[int, MediaType]], rank: int)
     return (q, specificity, neg_pos, -rank)
 
 
-def decode_request_image(data: bytes, content_type: str, mode: Optional[str] = "RGB") -> Image.Image:
-    """Decode a request body into a PIL image in the given mode; 400 with the reason when it is not an image."""
+def decode_request_image(data: bytes, content_type: str, mode: Optional[str] = "RGB", *,
+                         max_pixels: Optional[int] = None, reduce_to: Optional[int] = None) -> Image.Image:
+    """Decode a request body into a PIL image in the given mode: 400 not an image, 413 too large, 415 wrong format."""
     if not data:
         raise HTTPError(400, "the request body is empty; send the encoded image bytes (JPEG or PNG)")
-    kind = sniff_image_type(data)
-    if content_type == "application/octet-stream" and kind is None:
-        raise HTTPError(400, f"the request body ({len(data)} bytes) is not a recognised image (no JPEG/PNG signature); "
-                             "send the encoded image bytes", content_type=content_type)
+    formats = REQUEST_FORMATS.get(content_type, SNIFFED_FORMATS)
     try:
-        return decode_image(data, "request body", mode=mode)
-    except (UserError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise HTTPError(400, f"the request body ({len(data)} bytes, {kind or 'unknown format'}) cannot be decoded "
-                             "as an image; send valid JPEG or PNG bytes", content_type=content_type,
-                        detail=str(exc.__cause__ or exc.__context__ or exc)) from exc
+        return decode_image(data, "request body", mode=mode, formats=formats, max_pixels=max_pixels,
+                            reduce_to=reduce_to)
+    except ImageTooLargeError as exc:
+        raise HTTPError(413, exc.reason, max_image_pixels=exc.limit, image_pixels=exc.pixels,
+                        image_size=list(exc.size) if exc.size else None) from None
+    except ImageFormatError as exc:
+        raise _wrong_format(exc.detected, content_type) from None
+    except DataError as exc:
+        kind = sniff_image_type(data) or "unknown format"
+        raise HTTPError(400, f"the request body ({len(data)} bytes, {kind}) cannot be decoded as an image; "
+                             "send valid JPEG or PNG bytes", content_type=content_type,
+                        detail=str(exc.args[0]).removeprefix("request body: ")) from None
+
+
+def _wrong_format(detected: str, content_type: str) -> HTTPError:
+    """415 naming the format found in the body and the Content-Type to send it with (when one exists)."""
+    right_type = FORMAT_CONTENT_TYPES.get(detected)
+    advice = (f"send it with Content-Type: {right_type}" if right_type
+              else "convert it to JPEG or PNG and send it as image/jpeg or image/png")
+    return HTTPError(415, f"the request body is a {detected} image but the Content-Type is {content_type}; {advice}",
+                     detected_format=detected, content_type=content_type, supported=list(IMAGE_REQUEST_TYPES))
 
 
 def parse_custom_attributes(value: Optional[str]) -> dict[str, str]:

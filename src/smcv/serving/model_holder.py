@@ -169,6 +169,11 @@ class ModelHolder:
         """The PIL mode the predictor wants (attribute image_mode, default RGB)."""
         return getattr(self.predictor, "image_mode", "RGB")
 
+    @property
+    def input_side(self) -> Optional[int]:
+        """The side the predictor resizes images to (attribute input_side), so larger ones may be decoded smaller."""
+        return getattr(self.predictor, "input_side", None) or None
+
     def check_ready(self) -> Any:
         """The task predictor; HTTP 500 when loading failed, 503 while it is still loading."""
         if self.error is not None:

@@ -8,6 +8,7 @@ Environment variables (SageMaker's names first; both spellings of the DLC conven
 | SAGEMAKER_MODEL_SERVER_WORKERS / MODEL_SERVER_WORKERS | GPUs visible, else 1         | worker processes; each loads its own model copy |
 | SAGEMAKER_MODEL_SERVER_TIMEOUT / MODEL_SERVER_TIMEOUT | 60                           | seconds a request may wait for its result (then 503); gunicorn's worker timeout is 10 s more |
 | SAGEMAKER_MAX_PAYLOAD_IN_MB                       | 6                               | request body limit (413 above it); 0 means 100 |
+| SMCV_MAX_IMAGE_PIXELS                             | 50000000                        | largest image (width x height) decoded; 413 above it, checked from the header |
 | SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT              | the task's first response type  | response type for a missing or */* Accept, when the task offers it |
 | SAGEMAKER_BASE_DIR                                | /opt/ml                         | the model is read from $SAGEMAKER_BASE_DIR/model |
 | SMCV_DEVICE                                       | cuda:(worker mod GPUs), else cpu | force a device (cpu, cuda, cuda:1) |
@@ -36,6 +37,8 @@ from typing import Optional, Sequence
 
 from smcv.contract import (ENV_ACCESS_LOG, ENV_BIND_TO_PORT, ENV_DEVICE, ENV_LOG_LEVEL, ENV_MAX_BATCH_DELAY_MS,
                            ENV_MAX_BATCH_SIZE, ENV_SERVER_THREADS, ENV_WORKERS, Paths)
+from smcv.data.images import max_image_pixels
+from smcv.errors import ConfigError
 from smcv.serving.app import max_payload_mb
 from smcv.serving.gunicorn_conf import ServerSettings, SmcvApplication
 from smcv.serving.model_holder import DEFAULT_MAX_DELAY_MS, env_number, model_timeout_s
@@ -88,6 +91,7 @@ def resolve_settings(args: Optional[argparse.Namespace] = None) -> ServerSetting
     threads = env_number(ENV_SERVER_THREADS, 0, int) or max(4, 2 * (batch or (8 if gpus else 4)))
     model_dir = Path(args.model_dir) if args and args.model_dir else Paths.from_env().model_dir
 
+    max_image_pixels()  # a bad value stops `serve` here with one line, not each worker at boot
     return ServerSettings(
         port=port, workers=workers, threads=threads, timeout_s=model_timeout_s(), model_dir=model_dir,
         payload_mb=max_payload_mb(), max_batch_size=batch,
@@ -116,7 +120,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = _parse_args(argv)
     try:
         settings = resolve_settings(args)
-    except ValueError as exc:
+    except (ValueError, ConfigError) as exc:
         print(f"serve: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr, datefmt="%Y-%m-%d %H:%M:%S %z",

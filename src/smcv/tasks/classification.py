@@ -117,7 +117,8 @@ class ClassificationTask(Task):
         norm = manifest.get("normalization") or dict(zip(("mean", "std"), normalisation(shape[0])))
         return ClassificationPredictor(model, eval_transform(shape, manifest.get("resize")),
                                        GpuNormalize(norm["mean"], norm["std"]), mode, bool(manifest.get("multi_label")),
-                                       list(manifest.get("class_names") or []), device)
+                                       list(manifest.get("class_names") or []), device,
+                                       input_side=max(int(manifest.get("resize") or 0), *shape[1:]))
 
 
 def _to_device(batch: Any, device: torch.device, criterion: TrainingCriterion) -> tuple[torch.Tensor, torch.Tensor]:

@@ -59,3 +59,20 @@ def test_write_rejects_unwritable_entries(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match=r"nope\.lst: \.lst file not found"):
         read_lst(tmp_path / "nope.lst")
+
+
+def test_out_of_range_label_names_the_image_the_lst_file_and_its_line(tmp_path):
+    from smcv.classification.sources import check_labels, read_split
+
+    images = tmp_path / "train"
+    images.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        (images / name).write_bytes(b"not decoded here")
+    lists = tmp_path / "train_lst"
+    lists.mkdir()
+    (lists / "train.lst").write_text("0\t0\ta.png\n1\t1\tb.png\n\n3\t7\tc.png\n")
+    split = read_split("train", {"train": images, "train_lst": lists}, "lst")
+    with pytest.raises(DataError) as info:
+        check_labels(split.items, 3, False, "train")
+    message = str(info.value)
+    assert "c.png" in message and f"{lists / 'train.lst'}, line 4" in message and "label 7" in message

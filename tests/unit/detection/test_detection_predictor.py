@@ -100,3 +100,17 @@ def test_n_predictions_and_threshold_select_the_best_boxes(named_predictor):
     assert above == [d for d in every if d["score"] >= cut] and 0 < len(above) < len(every)
     builtin = json.loads(run_with(named_predictor, image, "application/json;n_predictions=2"))["prediction"]
     assert [r[1] for r in builtin] == [d["score"] for d in every[:2]]
+
+
+def test_large_request_is_decoded_smaller_and_annotated_in_the_sent_pixels(predictor):
+    import io
+
+    from smcv.serving.codecs import decode_request_image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2400, 1600), (90, 120, 30)).save(buffer, format="JPEG")
+    image = decode_request_image(buffer.getvalue(), "image/jpeg", reduce_to=predictor.input_side)
+    assert image.size == (1200, 800)  # JPEG draft at 1/2: the shorter side stays at least twice the 300 px input
+    body = json.loads(run(predictor, image, "application/json;annotation=1"))
+    assert body["image_size"] == [{"width": 2400, "height": 1600, "depth": 3}]
+    assert max(a["left"] + a["width"] for a in body["annotations"]) > 1200

@@ -207,3 +207,18 @@ def test_verbose_gives_class_names_pixel_shares_and_the_mask():
     assert 0.4 < red_share < 0.6
     assert body["class_share"] == {"background": pytest.approx(1 - red_share, abs=1e-6), "red": pytest.approx(red_share, abs=1e-6)}
     assert body["class_pixels"] == {"background": int((mask == 0).sum()), "red": int((mask == 1).sum())}
+
+
+@pytest.mark.parametrize("mode", ["letterbox", "resize"])
+def test_large_request_is_decoded_smaller_but_the_mask_keeps_the_sent_size(mode):
+    from smcv.serving.codecs import decode_request_image
+
+    pred = predictor(mode, size=16)
+    buffer = io.BytesIO()
+    half_red(400, 240).save(buffer, format="PNG")
+    image = decode_request_image(buffer.getvalue(), "image/png", reduce_to=pred.input_side)
+    assert image.size == (58, 35)  # reduced 7x (rounding up): the shorter side stays at least twice the input side
+    mask = Image.open(io.BytesIO(run(pred, image, "image/png")))
+    assert mask.size == (400, 240)
+    labels = np.array(mask)
+    assert (labels[:, :190] == 1).all() and (labels[:, 210:] == 0).all()

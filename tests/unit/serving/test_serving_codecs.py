@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from PIL import Image
@@ -39,11 +40,40 @@ def test_unknown_request_type_is_415_listing_supported(header):
     assert info.value.to_json()["supported"] == list(codecs.IMAGE_REQUEST_TYPES)
 
 
-@pytest.mark.parametrize("content_type", codecs.IMAGE_REQUEST_TYPES)
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+@pytest.mark.parametrize("content_type, fmt", [
+    ("image/jpeg", "JPEG"), ("image/png", "PNG"), ("application/x-image", "JPEG"), ("application/x-image", "PNG"),
+    ("application/octet-stream", "JPEG"), ("application/octet-stream", "PNG"),
+])
 def test_decode_every_type(content_type, fmt):
     image = codecs.decode_request_image(encoded(fmt), content_type)
     assert image.size == (5, 4) and image.mode == "RGB"
+
+
+@pytest.mark.parametrize("content_type", codecs.IMAGE_REQUEST_TYPES)
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF", "WEBP", "ICO", "PPM", "TGA", "PCX", "JPEG2000"])
+def test_formats_the_content_type_does_not_name_are_415(content_type, fmt):
+    with pytest.raises(HTTPError) as info:
+        codecs.decode_request_image(encoded(fmt), content_type)
+    body = info.value.to_json()
+    assert body["status"] == 415 and body["detected_format"] == fmt and body["content_type"] == content_type
+    assert f"is a {fmt} image" in body["error"] and "convert it to JPEG or PNG" in body["error"]
+
+
+@pytest.mark.parametrize("content_type, fmt, right_type", [("image/png", "JPEG", "image/jpeg"),
+                                                           ("image/jpeg", "PNG", "image/png")])
+def test_jpeg_sent_as_png_names_the_content_type_to_use(content_type, fmt, right_type):
+    with pytest.raises(HTTPError) as info:
+        codecs.decode_request_image(encoded(fmt), content_type)
+    assert info.value.status == 415 and f"send it with Content-Type: {right_type}" in info.value.message
+
+
+@pytest.mark.parametrize("content_type", codecs.IMAGE_REQUEST_TYPES)
+def test_decode_error_names_the_payload_not_an_in_memory_file(content_type):
+    with pytest.raises(HTTPError) as info:
+        codecs.decode_request_image(b"these bytes are no image", content_type)
+    text = json.dumps(info.value.to_json())
+    assert info.value.status == 400 and "BytesIO" not in text and " at 0x" not in text
+    assert "not a recognised image format" in info.value.details["detail"]
 
 
 def test_decode_grayscale_png_to_rgb_and_keeps_mode_when_asked():
