@@ -13,7 +13,7 @@ from typing import Optional
 from smcv.contract import ENV_TASK
 
 #: modules that add their own subcommands through register(subparsers)
-PLUGINS = ("smcv.detection.convert",)
+PLUGINS = ("smcv.detection.convert", "smcv.export")
 
 
 def _task_name(args: argparse.Namespace) -> str:
