@@ -224,4 +224,6 @@ def common_training_params(defaults: dict[str, Any]) -> list[Param]:
         Param("kv_store", "str", None, choices=("dist_sync", "dist_async", "device", "local"), help="accepted for compatibility; smcv always trains data-parallel synchronously"),
         Param("num_workers", "int", None, low=0, help="DataLoader worker processes (default: from CPU count and /dev/shm)"),
         Param("seed", "int", 0, low=0, help="random seed"),
+        Param("export_onnx", "bool", False, help="smcv: also write model.onnx (see docs/export.md) into the model "
+                                                 "directory at the end of training; serving ignores it"),
     ]
