@@ -56,7 +56,10 @@ def load_export_graph(model_dir: Path) -> ExportGraph:
 
 def export_onnx(graph: ExportGraph, output: Path) -> None:
     """Write an ONNX file with a dynamic batch axis and the metadata in metadata_props."""
-    import onnx  # optional dependency (smcv[test] or the image), only needed for ONNX export
+    try:
+        import onnx  # optional dependency (the image, smcv[export] or smcv[test]), only needed for ONNX export
+    except ImportError:
+        raise ConfigError("ONNX export needs the onnx package (pip install 'smcv[export]'); or use --format torchscript") from None
 
     axes = {INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in graph.output_names}}
     with tempfile.TemporaryDirectory() as tmp:
