@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # botocore comes wit
 
 IMAGE_TYPES = ("application/x-image", "image/jpeg", "image/png")
 #: what each task asks the endpoint for (classification: the verbose form, with class names, plain JSON otherwise)
-ACCEPT = {"classification": "application/json;verbose=1, application/json;q=0.5",
+ACCEPT = {"classification": "application/json;verbose=1, application/json;verbose;q=0.9, application/json;q=0.5",
           "detection": "application/json", "segmentation": "application/json"}
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 _client = None
