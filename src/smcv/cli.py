@@ -7,7 +7,6 @@ import importlib
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Optional
 
 from smcv.contract import ENV_TASK
@@ -15,7 +14,7 @@ from smcv.engine.metrics_log import metric_definitions
 from smcv.tasks import get_task
 
 #: modules that add their own subcommands through register(subparsers)
-PLUGINS = ("smcv.detection.convert",)
+PLUGINS = ("smcv.predict_client", "smcv.detection.convert", "smcv.export")
 
 
 def _task_name(args: argparse.Namespace) -> str:
@@ -52,16 +51,6 @@ def cmd_algorithm_spec(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from smcv.local_predict import predict_file  # imports torch: only for this subcommand
-
-    body, content_type = predict_file(Path(args.model_dir), Path(args.image), args.accept)
-    sys.stdout.buffer.write(body if content_type.startswith(("application/json", "application/jsonlines")) else
-                            f"<{len(body)} bytes of {content_type}>".encode())
-    sys.stdout.write("\n")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="smcv", description=__doc__)
@@ -77,11 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task")
     p.add_argument("--image", default="<account>.dkr.ecr.<region>.amazonaws.com/smcv-classification:latest")
     p.set_defaults(func=cmd_algorithm_spec)
-    p = sub.add_parser("predict", help="predict one image with a model directory, without a server")
-    p.add_argument("model_dir")
-    p.add_argument("image")
-    p.add_argument("--accept", default="")
-    p.set_defaults(func=cmd_predict)
     for module in PLUGINS:
         try:
             importlib.import_module(module).register(sub)

@@ -228,4 +228,6 @@ def common_training_params(defaults: dict[str, Any]) -> list[Param]:
         Param("amp", "bool", True, help="smcv: BF16 autocast on GPUs that support it"),
         Param("gradient_accumulation_steps", "int", 1, low=1, help="smcv: optimizer step every N mini-batches"),
         Param("checkpoint_frequency", "int", None, low=1, help="also save the model every N epochs under model/snapshots"),
+        Param("export_onnx", "bool", False, help="smcv: also write model.onnx (see docs/export.md) into the model "
+                                                 "directory at the end of training; serving ignores it"),
     ]

@@ -1,23 +1,48 @@
-"""Predict one image file with a model directory, in-process (no server), through the serving codecs."""
+"""Predict with a model directory in-process (no server), through the serving codecs."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
 from smcv import artifact
-from smcv.data.images import decode_image
+from smcv.errors import ConfigError, HTTPError
+from smcv.pretrained import model_channel_artifact
+from smcv.serving import codecs
 from smcv.tasks import get_task
+
+#: (image bytes, Content-Type, Accept) -> (response body, response Content-Type), as /invocations answers
+Transport = Callable[[bytes, str, str], tuple[bytes, str]]
+
+
+def read_model(model_dir: Path) -> tuple[dict[str, Any], Path]:
+    """manifest.json of a model folder (or of the model.tar.gz in it), and the folder holding model.pt."""
+    folder = model_channel_artifact(Path(model_dir))
+    if folder is None:
+        raise ConfigError(f"{model_dir} holds neither model.pt + manifest.json nor a model.tar.gz with them; give "
+                          "the folder of an smcv training job's model")
+    return artifact.load_manifest(folder), folder
+
+
+def local_transport(model_dir: Path) -> Transport:
+    """The model loaded once on the CPU; each call decodes, negotiates, predicts and encodes like the server."""
+    manifest, folder = read_model(model_dir)
+    predictor = get_task(manifest["task"]).build_predictor(manifest, artifact.load_state_dict(folder), torch.device("cpu"))
+
+    def call(data: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        try:
+            chosen = codecs.negotiate(accept, predictor.response_types)
+            image = codecs.decode_request_image(data, codecs.request_image_type(content_type), mode=predictor.image_mode)
+        except HTTPError as exc:
+            raise ConfigError(f"{exc.message} (offered: {', '.join(predictor.response_types)})") from None
+        tensor, meta = predictor.preprocess(image)
+        return predictor.encode(predictor.predict_batch(tensor.unsqueeze(0))[0], meta, chosen), chosen
+
+    return call
 
 
 def predict_file(model_dir: Path, image_path: Path, accept: str = "") -> tuple[bytes, str]:
     """(body, content type) for one image, as /invocations would answer."""
-    manifest = artifact.load_manifest(model_dir)
-    predictor = get_task(manifest["task"]).build_predictor(manifest, artifact.load_state_dict(model_dir), torch.device("cpu"))
-    accept = accept or predictor.response_types[0]
-    if accept not in predictor.response_types:
-        raise SystemExit(f"accept {accept!r} is not offered; use one of {', '.join(predictor.response_types)}")
-    tensor, meta = predictor.preprocess(decode_image(image_path.read_bytes(), str(image_path)))
-    result = predictor.predict_batch(tensor.unsqueeze(0))[0]
-    return predictor.encode(result, meta, accept), accept
+    return local_transport(model_dir)(image_path.read_bytes(), "application/x-image", accept)

@@ -26,6 +26,7 @@ from smcv.engine.launch import maybe_relaunch
 from smcv.engine.loop import FitResult, Trainer
 from smcv.engine.signals import StopRequest
 from smcv.errors import ConfigError, UserError
+from smcv.export import export_after_training
 from smcv.pretrained import load_matching, model_channel_artifact
 from smcv.tasks import get_task
 
@@ -103,6 +104,8 @@ def run(paths: Paths, stop: StopRequest) -> int:
                     "selected_epoch": result.selected_epoch, "epochs_completed": result.epochs_completed,
                     "metrics": result.metrics, **task.manifest_fields(hp, data)}
         artifact.save_artifact(paths.model_dir, result.state_dict, manifest)
+        if hp.get("export_onnx"):
+            export_after_training(paths.model_dir)
         paths.output_data_dir.mkdir(parents=True, exist_ok=True)
         (paths.output_data_dir / "metrics.json").write_text(json.dumps(result.history, indent=1))
         log.info("model saved to %s (%s)", paths.model_dir, selection_summary(result, task.objective_metric))
