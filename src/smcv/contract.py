@@ -19,6 +19,9 @@ ENV_WORKERS = ("SAGEMAKER_MODEL_SERVER_WORKERS", "MODEL_SERVER_WORKERS")
 ENV_TIMEOUT = ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "MODEL_SERVER_TIMEOUT")
 ENV_MAX_PAYLOAD_MB = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 ENV_TASK = "SMCV_TASK"
+ENV_READ_TIMEOUT = "SMCV_READ_TIMEOUT_S"  # seconds a client may take to send one request's header and body
+ENV_OMP_THREADS = "OMP_NUM_THREADS"  # intra-op CPU threads per process (serving workers, training processes)
+ENV_LOCAL_WORLD_SIZE = "LOCAL_WORLD_SIZE"  # processes on this host, set by torchrun
 
 
 @dataclass(frozen=True)
