@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 import pytest
@@ -157,3 +158,31 @@ def test_execution_parameters(make_holder):
     assert body == {"MaxConcurrentTransforms": 8, "BatchStrategy": "SINGLE_RECORD", "MaxPayloadInMB": 6}
     capped = create_app(make_holder(max_batch_size=8), workers=4, payload_mb=20).test_client().get("/execution-parameters")
     assert capped.get_json()["MaxConcurrentTransforms"] == 5  # 5 x 20 MB stays within SageMaker's 100 MB
+
+
+def test_repeated_5xx_logged_once_per_state_change(make_holder, fake_task, caplog):
+    holder = make_holder(load=False)
+    client = create_app(holder).test_client()
+    with caplog.at_level(logging.INFO, logger="smcv.serving"):
+        for _ in range(50):
+            assert_json_error(post(client, fake_task.image_bytes()), 503)
+        holder.start().wait(timeout=120)
+        assert post(client, fake_task.image_bytes()).status_code == 200
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "-> 503" in r.getMessage()]
+    assert len(warnings) == 1
+    assert any("serving again after 49 further 503 answer(s) to /invocations" in r.getMessage() for r in caplog.records)
+
+
+def test_concurrency_slots_bound_requests_in_flight(make_holder, fake_task):
+    holder = make_holder(manifest={"delay_s": 0.3})
+    client = create_app(holder, concurrency=1).test_client()
+    warm_up = len(holder.predictor.batch_sizes)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(post(client, fake_task.image_bytes()).status_code))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [200, 200, 200]
+    assert holder.predictor.batch_sizes[warm_up:] == [1, 1, 1]  # one slot: never two requests in one batch
