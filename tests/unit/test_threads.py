@@ -23,7 +23,8 @@ def test_threads_per_process(cpus, processes, requested, expected):
 
 
 def test_export_sets_omp_and_logs(monkeypatch, caplog):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "")  # restored after the test, whatever export_threads sets
+    monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr(threads, "cpu_count", lambda: 12)
     with caplog.at_level(logging.INFO, logger="smcv"):
         assert threads.export_threads(3, "worker") == 4
