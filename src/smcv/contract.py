@@ -37,6 +37,9 @@ ENV_SERVER_THREADS = "SMCV_SERVER_THREADS"
 ENV_ACCESS_LOG = "SMCV_ACCESS_LOG"
 #: the largest image (width x height) decoded for training or serving; larger ones are refused before decoding
 ENV_MAX_IMAGE_PIXELS = "SMCV_MAX_IMAGE_PIXELS"
+ENV_READ_TIMEOUT = "SMCV_READ_TIMEOUT_S"  # seconds a client may take to send one request's header and body
+ENV_OMP_THREADS = "OMP_NUM_THREADS"  # intra-op CPU threads per process (serving workers, training processes)
+ENV_LOCAL_WORLD_SIZE = "LOCAL_WORLD_SIZE"  # processes on this host, set by torchrun
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from smcv.errors import ConfigError, UserError
 from smcv.export import export_after_training
 from smcv.pretrained import load_matching, model_channel_artifact
 from smcv.tasks import get_task
+from smcv.threads import apply_torch_threads, export_threads
 
 log = logging.getLogger("smcv.train")
 EXIT_USER_ERROR = 2
@@ -83,6 +84,8 @@ def run(paths: Paths, stop: StopRequest) -> int:
     resources = read_resource_config(paths)
     device = pick_device(resources.instance_type)
     dist_utils.init(device)
+    export_threads(dist_utils.local_world_size(), "training process")
+    apply_torch_threads()
     torch.manual_seed(settings.seed + dist_utils.rank())
     if dist_utils.is_main():
         log.info("task %s on %s (torch %s, CUDA %s, %d process(es)); hyperparameters: %s", task.name, device,

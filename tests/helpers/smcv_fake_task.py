@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -66,6 +67,8 @@ class FakeTask:
             raise RuntimeError("fake model refuses to load: " + str(manifest["fail"]))
         if "weight" not in state_dict:
             raise RuntimeError("state dict lacks 'weight'")
+        # a slow load, longer for each gunicorn worker slot (slot 0: 1x, slot 1: 2x), to open readiness races
+        time.sleep(float(manifest.get("load_delay_s", 0.0)) * (1 + int(os.environ.get("SMCV_WORKER_INDEX", "0"))))
         return FakePredictor(manifest, device)
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -37,40 +41,59 @@ def wait_until_ready(process: subprocess.Popen, url: str, log: Path) -> None:
         try:
             if requests.get(f"{url}/ping", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or waiting in the backlog while the workers load
             pass
         time.sleep(0.25)
     pytest.fail(f"server not ready after {STARTUP_WAIT_S} s:\n{log.read_text()}")
 
 
-@pytest.fixture
-def server(tmp_path):
+def fake_task_module():
     sys.path.insert(0, str(FAKE_TASK_DIR))
     try:
         import smcv_fake_task
     finally:
         sys.path.remove(str(FAKE_TASK_DIR))
-    smcv_fake_task.write_model(tmp_path / "ml" / "model")
+    return smcv_fake_task
+
+
+def start_server(tmp_path: Path, manifest: Optional[dict] = None, **env_overrides: Optional[str]):
+    """Start the server on a free loopback port with the fake model; env values of None unset a variable."""
+    fake = fake_task_module()
+    fake.write_model(tmp_path / "ml" / "model", **(manifest or {}))
     site = tmp_path / "site"
-    site.mkdir()
+    site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)  # registers the fake task in the server processes
     port = free_port()
     env = dict(os.environ, SAGEMAKER_BIND_TO_PORT=str(port), SAGEMAKER_BASE_DIR=str(tmp_path / "ml"),
                SAGEMAKER_MODEL_SERVER_WORKERS="1", SMCV_SERVER_THREADS="4", SMCV_MAX_BATCH_SIZE="2",
                SMCV_DEVICE="cpu", SAGEMAKER_MAX_PAYLOAD_IN_MB="1", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(site), str(FAKE_TASK_DIR), os.environ.get("PYTHONPATH")])))
+    for name, value in env_overrides.items():
+        env.pop(name, None) if value is None else env.__setitem__(name, value)
     log = tmp_path / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "smcv.serving.server"], env=env, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{port}", process, log, fake
+
+
+@contextmanager
+def running_server(tmp_path: Path, manifest: Optional[dict] = None, **env_overrides: Optional[str]):
+    """A started server, killed with its workers afterwards."""
+    url, process, log, fake = start_server(tmp_path, manifest, **env_overrides)
     try:
         wait_until_ready(process, url, log)
-        yield url, process, log, smcv_fake_task
+        yield url, process, log, fake
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)  # the master and its workers (own session)
             process.wait()
+
+
+@pytest.fixture
+def server(tmp_path):
+    with running_server(tmp_path) as started:
+        yield started
 
 
 @pytest.mark.slow
@@ -101,3 +124,108 @@ def test_serve_predict_survive_bad_input_and_stop(server):
     text = log.read_text()
     assert "model loaded in" in text and "task=fake" in text
     assert '"POST /invocations' in text and '"GET /ping' not in text
+
+
+def post_image(url: str, image: bytes, timeout: float = 30) -> int:
+    """Status of one /invocations on a new connection (so that connections spread over the workers)."""
+    with requests.Session() as session:
+        return session.post(f"{url}/invocations", data=image, headers={"Content-Type": "image/png"},
+                            timeout=timeout).status_code
+
+
+def post_many(url: str, image: bytes, count: int, parallel: int = 8) -> list:
+    """Statuses (or exception names) of count requests sent parallel at a time."""
+    def one(_: int) -> object:
+        try:
+            return post_image(url, image)
+        except requests.RequestException as exc:
+            return type(exc).__name__
+
+    with ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def worker_pids(master: int) -> list:
+    """The gunicorn workers: the master's child processes."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+@pytest.mark.slow
+def test_first_ping_200_means_every_worker_serves(tmp_path):
+    # worker slot 1 loads 3 s after slot 0: before the fix it took connections meanwhile and answered 503
+    with running_server(tmp_path, {"load_delay_s": 1.5}, SAGEMAKER_MODEL_SERVER_WORKERS="2") as (url, _, _, fake):
+        statuses = post_many(url, fake.image_bytes(), count=40)
+    assert statuses == [200] * 40, statuses
+
+
+@pytest.mark.slow
+def test_worker_killed_its_replacement_never_answers_503(tmp_path):
+    with running_server(tmp_path, {"load_delay_s": 1.5}, SAGEMAKER_MODEL_SERVER_WORKERS="2") as (url, process, _, fake):
+        assert post_many(url, fake.image_bytes(), count=8) == [200] * 8
+        victim = worker_pids(process.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        statuses, deadline = [], time.monotonic() + 8  # the replacement loads for 1.5-3 s of this
+        while time.monotonic() < deadline:
+            statuses += post_many(url, fake.image_bytes(), count=16)
+        replaced = set(worker_pids(process.pid)) - {victim}
+    failed = [status for status in statuses if status != 200]
+    assert len(failed) == 0, f"{len(failed)} of {len(statuses)} failed: {sorted(set(map(str, failed)))}"
+    assert len(replaced) == 2  # the survivor and the replacement
+
+
+@pytest.mark.slow
+def test_stalled_clients_do_not_block_valid_requests(tmp_path):
+    # default threads; 100 clients send a header and part of the body, then stall
+    with running_server(tmp_path, SMCV_SERVER_THREADS=None, SMCV_READ_TIMEOUT_S="4") as (url, _, _, fake):
+        port = int(url.rsplit(":", 1)[1])
+        stalled = []
+        try:
+            for _ in range(100):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                             b"Content-Length: 10000\r\n\r\n" + b"\x89PNG" * 25)
+                stalled.append(sock)
+            time.sleep(0.5)  # let the worker hand them to its threads
+            started = time.monotonic()
+            statuses = [post_image(url, fake.image_bytes(), timeout=10) for _ in range(10)]
+            took = time.monotonic() - started
+            answers = [_read_answer(sock, timeout=15) for sock in stalled[:5]]  # dropped after the read timeout
+        finally:
+            for sock in stalled:
+                sock.close()
+    assert statuses == [200] * 10 and took < 10
+    assert all(answer == b"" or answer.startswith(b"HTTP/1.1 408") for answer in answers), answers
+
+
+def _read_answer(sock: socket.socket, timeout: float) -> bytes:
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(65536)
+    except ConnectionResetError:
+        return b""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("raw, status", [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+])
+def test_gunicorn_errors_are_json(server, raw, status):
+    url = server[0]
+    with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=10) as sock:
+        sock.sendall(raw)
+        answer = b"".join(iter(lambda: sock.recv(65536), b""))
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), head
+    assert b"Content-Type: application/json" in head
+    assert json.loads(body)["status"] == status
+
+
+@pytest.mark.parametrize("env", [{"SAGEMAKER_BIND_TO_PORT": "99999"}, {"SMCV_LOG_LEVEL": "loud"}])
+def test_serve_rejects_bad_port_and_log_level_in_one_line(tmp_path, env):
+    result = subprocess.run([sys.executable, "-m", "smcv.serving.server"], capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, SAGEMAKER_BASE_DIR=str(tmp_path), SMCV_DEVICE="cpu", **env))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and next(iter(env)) in lines[0] and "Traceback" not in result.stderr, result.stderr

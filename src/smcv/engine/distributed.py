@@ -8,10 +8,17 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from smcv.contract import ENV_LOCAL_WORLD_SIZE
+
 
 def world_size() -> int:
     """Number of training processes across all hosts."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def local_world_size() -> int:
+    """Processes on this host (1 without torchrun)."""
+    return int(os.environ.get(ENV_LOCAL_WORLD_SIZE, "1"))
 
 
 def rank() -> int:

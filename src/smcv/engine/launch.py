@@ -14,6 +14,7 @@ import torch
 
 from smcv.contract import ENV_MASTER_PORT, ENV_NO_LAUNCH, ENV_NPROC_PER_NODE, Paths, read_resource_config
 from smcv.errors import ConfigError
+from smcv.threads import export_threads
 
 log = logging.getLogger(__name__)
 HOST_WAIT_SECONDS = 300
@@ -50,6 +51,7 @@ def maybe_relaunch(paths: Paths) -> Optional[int]:
     command = [sys.executable, "-m", "torch.distributed.run", f"--nnodes={resources.num_hosts}",
                f"--nproc_per_node={nproc}", f"--node_rank={resources.host_rank}", f"--master_addr={master}",
                f"--master_port={os.environ.get(ENV_MASTER_PORT, '29500')}", "-m", "smcv.train"]
+    export_threads(nproc, "training process")  # before torchrun, which would otherwise force 1 thread each
     log.info("starting %d process(es) per host on %d host(s): %s", nproc, resources.num_hosts, " ".join(command))
     child = subprocess.Popen(command)
     try:

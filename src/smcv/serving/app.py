@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -21,6 +23,8 @@ DEFAULT_MAX_PAYLOAD_MB = 6
 #: SageMaker batch transform: MaxConcurrentTransforms x MaxPayloadInMB must stay within this
 BATCH_TRANSFORM_BUDGET_MB = 100
 _READ_CHUNK = 1 << 16
+#: where create_app keeps its ModelHolder (gunicorn_conf.post_worker_init waits for it)
+HOLDER_EXTENSION = "smcv.holder"
 
 
 def max_payload_mb() -> int:
@@ -29,12 +33,47 @@ def max_payload_mb() -> int:
     return value if value > 0 else BATCH_TRANSFORM_BUDGET_MB
 
 
-def create_app(holder: ModelHolder, *, workers: int = 1, payload_mb: Optional[int] = None) -> Flask:
-    """A Flask app serving one model holder; workers is the server's worker count (for batch transform hints)."""
+class ErrorStateLog:
+    """Logs a 5xx answer once per change of state (status and path), and the return to normal with a count."""
+
+    def __init__(self) -> None:
+        self._state: Optional[tuple[int, str]] = None
+        self._repeats = 0
+        self._lock = threading.Lock()
+
+    def error(self, method: str, path: str, error: HTTPError) -> None:
+        """Log this error unless the previous one had the same status and path."""
+        with self._lock:
+            if self._state == (error.status, path):
+                self._repeats += 1
+                return
+            self._state, self._repeats = (error.status, path), 0
+        logger.warning("%s %s -> %d: %s (logged once until this changes)", method, path, error.status, error.message)
+
+    def ok(self) -> None:
+        """A request succeeded: end the error state, saying how many answers were not logged."""
+        if self._state is None:
+            return
+        with self._lock:
+            state, repeats, self._state, self._repeats = self._state, self._repeats, None, 0
+        if state is not None:
+            logger.info("serving again after %d further %d answer(s) to %s", repeats, state[0], state[1])
+
+
+def create_app(holder: ModelHolder, *, workers: int = 1, payload_mb: Optional[int] = None,
+               concurrency: Optional[int] = None) -> Flask:
+    """A Flask app serving one model holder; workers is the server's worker count (for batch transform hints).
+
+    concurrency bounds the requests decoded and inferred at once (None: no bound); more connections than that
+    can be open, each waiting for its body or for a slot.
+    """
     app = Flask("smcv.serving")
+    app.extensions[HOLDER_EXTENSION] = holder
     limit_mb = max_payload_mb() if payload_mb is None else payload_mb
     limit_bytes = limit_mb * 1024 * 1024
     pixel_limit = max_image_pixels()
+    errors = ErrorStateLog()
+    slots = threading.BoundedSemaphore(concurrency) if concurrency else None
 
     @app.get("/ping")
     def ping() -> Any:
@@ -52,9 +91,11 @@ def create_app(holder: ModelHolder, *, workers: int = 1, payload_mb: Optional[in
         response_type = codecs.negotiate(request.headers.get("Accept"), predictor.response_types)  # the one negotiation
         options = codecs.response_options(request.headers.get("Accept"))
         data = _read_body(limit_bytes, limit_mb)
-        image = codecs.decode_request_image(data, request_type, mode=holder.image_mode, max_pixels=pixel_limit,
-                                            reduce_to=holder.input_side)
-        body = holder.run(predictor, image, response_type, request.headers.get(CUSTOM_ATTRIBUTES_HEADER), options)
+        with _slot(slots, holder.timeout_s):
+            image = codecs.decode_request_image(data, request_type, mode=holder.image_mode, max_pixels=pixel_limit,
+                                                reduce_to=holder.input_side)
+            body = holder.run(predictor, image, response_type, request.headers.get(CUSTOM_ATTRIBUTES_HEADER), options)
+        errors.ok()
         return Response(body, status=200, content_type=response_type)
 
     @app.get("/execution-parameters")
@@ -63,15 +104,30 @@ def create_app(holder: ModelHolder, *, workers: int = 1, payload_mb: Optional[in
         return jsonify({"MaxConcurrentTransforms": concurrency, "BatchStrategy": "SINGLE_RECORD",
                         "MaxPayloadInMB": limit_mb})
 
-    _register_error_handlers(app)
+    _register_error_handlers(app, errors)
     return app
 
 
-def _register_error_handlers(app: Flask) -> None:
+@contextmanager
+def _slot(slots: Optional[threading.BoundedSemaphore], timeout_s: float) -> Iterator[None]:
+    """Hold one of the worker's decode-and-infer slots; 503 when none frees up within the model timeout."""
+    if slots is None:
+        yield
+        return
+    if not slots.acquire(timeout=timeout_s):
+        raise HTTPError(503, f"the worker is busy: no request slot freed up within {timeout_s:g} s; retry or add "
+                             "instances", timeout_s=timeout_s)
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+def _register_error_handlers(app: Flask, errors: ErrorStateLog) -> None:
     @app.errorhandler(HTTPError)
     def handle_http_error(exc: HTTPError) -> Any:
         if exc.status >= 500:
-            logger.warning("%s %s -> %d: %s", request.method, request.path, exc.status, exc.message)
+            errors.error(request.method, request.path, exc)
         return _json(exc)
 
     @app.errorhandler(HTTPException)
@@ -107,7 +163,10 @@ def _read_body(limit_bytes: int, limit_mb: int) -> bytes:
     stream = request.stream
     chunks, total = [], 0
     while True:
-        chunk = stream.read(min(_READ_CHUNK, limit_bytes + 1 - total))
+        try:
+            chunk = stream.read(min(_READ_CHUNK, limit_bytes + 1 - total))
+        except OSError as exc:  # the server's read deadline passed (a stalled client), or the client went away
+            raise HTTPError(408, f"the request body did not arrive: {exc}; send the whole body at once") from None
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)

@@ -11,8 +11,10 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from smcv.contract import ENV_WORKER_INDEX
-from smcv.serving.app import create_app
+from smcv.serving.app import HOLDER_EXTENSION, create_app
 from smcv.serving.model_holder import ModelHolder
+from smcv.serving.worker import worker_class
+from smcv.threads import apply_torch_threads
 
 #: SageMaker sends SIGKILL this long after SIGTERM; gunicorn must finish draining before
 SIGKILL_GRACE_S = 30
@@ -26,7 +28,7 @@ class ServerSettings:
 
     port: int
     workers: int
-    threads: int
+    threads: int  # gthread threads per worker: connections read and answered at once
     timeout_s: float
     model_dir: Path
     payload_mb: int
@@ -34,6 +36,8 @@ class ServerSettings:
     max_delay_ms: float
     log_level: str = "info"
     access_log: bool = True
+    concurrency: int = 8  # requests per worker decoded and inferred at once (2 x max batch size)
+    read_timeout_s: float = 20.0  # a client sends one request's header and body within this, or is dropped
 
 
 class QuietPingLogger(Logger):
@@ -56,12 +60,25 @@ def post_fork(server: Any, worker: Any) -> None:
     os.environ[ENV_WORKER_INDEX] = str(getattr(worker, "smcv_slot", 0))
 
 
+def post_worker_init(worker: Any) -> None:
+    """In the worker, before it accepts connections: wait for its model, so that it never answers 503 for loading.
+
+    Connections meanwhile wait in the listen backlog or go to workers that are ready; the heartbeat keeps the
+    master from taking a long load for a hung worker. A load that fails leaves the error for /ping to report.
+    """
+    holder = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get(HOLDER_EXTENSION)
+    if holder is None:
+        return
+    while worker.alive and holder.error is None and not holder.wait(timeout=1.0):
+        worker.notify()
+
+
 def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
-    """Gunicorn settings: gthread workers, no preload (no CUDA before fork), no worker recycling."""
+    """Gunicorn settings: gthread workers with a read deadline, no preload (no CUDA before fork), no recycling."""
     options: dict[str, Any] = {
         "bind": f"0.0.0.0:{settings.port}",
         "workers": settings.workers,
-        "worker_class": "gthread",
+        "worker_class": worker_class(settings.read_timeout_s),
         "threads": settings.threads,
         "timeout": int(settings.timeout_s) + WORKER_TIMEOUT_MARGIN_S,
         "graceful_timeout": SIGKILL_GRACE_S - 5,
@@ -74,6 +91,7 @@ def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
         "logger_class": QuietPingLogger,
         "pre_fork": pre_fork,
         "post_fork": post_fork,
+        "post_worker_init": post_worker_init,
         "proc_name": "smcv-serve",
         "control_socket_disable": True,  # gunicorn >= 25.1 opens a control socket in $HOME otherwise
     }
@@ -83,10 +101,12 @@ def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
 
 
 def build_worker_app(settings: ServerSettings) -> Any:
-    """In a worker: start loading the model in the background and return the Flask app at once."""
+    """In a worker: start loading the model in the background (post_worker_init waits for it), return the app."""
+    apply_torch_threads()  # OMP_NUM_THREADS, which the master set from the CPUs and the worker count
     holder = ModelHolder(settings.model_dir, max_batch_size=settings.max_batch_size,
                          max_delay_ms=settings.max_delay_ms, timeout_s=settings.timeout_s).start()
-    return create_app(holder, workers=settings.workers, payload_mb=settings.payload_mb)
+    return create_app(holder, workers=settings.workers, payload_mb=settings.payload_mb,
+                      concurrency=settings.concurrency)
 
 
 class SmcvApplication(BaseApplication):

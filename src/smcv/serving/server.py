@@ -12,17 +12,21 @@ Environment variables (SageMaker's names first; both spellings of the DLC conven
 | SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT              | the task's first response type  | response type for a missing or */* Accept, when the task offers it |
 | SAGEMAKER_BASE_DIR                                | /opt/ml                         | the model is read from $SAGEMAKER_BASE_DIR/model |
 | SMCV_DEVICE                                       | cuda:(worker mod GPUs), else cpu | force a device (cpu, cuda, cuda:1) |
-| SMCV_SERVER_THREADS                               | 2 x max batch size (16 GPU, 8 CPU) | gthread threads per worker |
+| SMCV_SERVER_THREADS                               | 128                             | gthread threads per worker: connections read and answered at once |
+| SMCV_READ_TIMEOUT_S                               | 20                              | seconds a client has to send a request's header and body (then 408 or closed) |
 | SMCV_MAX_BATCH_SIZE                               | 8 on GPU, 4 on CPU              | largest dynamic batch per worker |
 | SMCV_MAX_BATCH_DELAY_MS                           | 5                               | how long a batch waits for more requests |
 | SMCV_LOG_LEVEL                                    | info                            | log level (name or number, e.g. 20) |
 | SMCV_ACCESS_LOG                                   | 1                               | 0 turns gunicorn's access log off (/ping is never logged) |
-| OMP_NUM_THREADS                                   | CPUs / workers                  | intra-op threads per worker, set only when unset |
+| OMP_NUM_THREADS                                   | CPUs / workers                  | intra-op threads per worker (torch.set_num_threads too), kept when set |
 
 Why these defaults: one worker per GPU, because every worker holds a model copy (memory multiplies) and
 dynamic batching, not more processes, is what fills a GPU. On CPU one worker whose batches use all cores
-(OMP_NUM_THREADS = CPUs) keeps a single model copy in memory. Twice the batch size in threads lets one
-batch fill while the previous one runs, and leaves threads to answer /ping during inference.
+(OMP_NUM_THREADS = CPUs) keeps a single model copy in memory. Threads are for connections: a client that
+stalls mid-request holds one only until the read deadline, and 128 of them leave room for 100 stalled clients
+while valid requests are answered. At most twice the batch size of a worker's requests are decoded and inferred
+at once (one batch fills while the previous one runs), which bounds memory however many connections are open.
+Each worker loads its model before it accepts connections (post_worker_init), so /ping 200 means it serves.
 """
 
 from __future__ import annotations
@@ -36,16 +40,20 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from smcv.contract import (ENV_ACCESS_LOG, ENV_BIND_TO_PORT, ENV_DEVICE, ENV_LOG_LEVEL, ENV_MAX_BATCH_DELAY_MS,
-                           ENV_MAX_BATCH_SIZE, ENV_SERVER_THREADS, ENV_WORKERS, Paths)
+                           ENV_MAX_BATCH_SIZE, ENV_READ_TIMEOUT, ENV_SERVER_THREADS, ENV_WORKERS, Paths)
 from smcv.data.images import max_image_pixels
 from smcv.errors import ConfigError
 from smcv.serving.app import max_payload_mb
 from smcv.serving.gunicorn_conf import ServerSettings, SmcvApplication
 from smcv.serving.model_holder import DEFAULT_MAX_DELAY_MS, env_number, model_timeout_s
+from smcv.threads import export_threads
 
 logger = logging.getLogger("smcv.serving")
 
 DEFAULT_PORT = 8080
+DEFAULT_THREADS = 128
+DEFAULT_READ_TIMEOUT_S = 20.0
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # gunicorn's names
 
 
 def count_gpus() -> int:
@@ -75,20 +83,16 @@ def _nvidia_smi_gpus() -> Optional[int]:
     return sum(1 for line in listing.splitlines() if line.startswith("GPU "))
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def resolve_settings(args: Optional[argparse.Namespace] = None) -> ServerSettings:
     """Server settings from the command line, then the environment, then the defaults (see the table above)."""
     gpus = count_gpus()
     port = (args and args.port) or env_number(ENV_BIND_TO_PORT, DEFAULT_PORT, int)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is not between 1 and 65535; fix --port or {ENV_BIND_TO_PORT}")
     workers = (args and args.workers) or env_number(ENV_WORKERS, 0, int) or max(gpus, 1)
     batch = env_number(ENV_MAX_BATCH_SIZE, 0, int) or None
-    threads = env_number(ENV_SERVER_THREADS, 0, int) or max(4, 2 * (batch or (8 if gpus else 4)))
+    concurrency = max(4, 2 * (batch or (8 if gpus else 4)))
+    threads = env_number(ENV_SERVER_THREADS, 0, int) or max(DEFAULT_THREADS, concurrency)
     model_dir = Path(args.model_dir) if args and args.model_dir else Paths.from_env().model_dir
 
     max_image_pixels()  # a bad value stops `serve` here with one line, not each worker at boot
@@ -96,14 +100,17 @@ def resolve_settings(args: Optional[argparse.Namespace] = None) -> ServerSetting
         port=port, workers=workers, threads=threads, timeout_s=model_timeout_s(), model_dir=model_dir,
         payload_mb=max_payload_mb(), max_batch_size=batch,
         max_delay_ms=env_number(ENV_MAX_BATCH_DELAY_MS, DEFAULT_MAX_DELAY_MS),
-        log_level=_log_level(), access_log=os.environ.get(ENV_ACCESS_LOG, "1").strip().lower() not in ("0", "false", "no"))
+        log_level=_log_level(), access_log=os.environ.get(ENV_ACCESS_LOG, "1").strip().lower() not in ("0", "false", "no"),
+        concurrency=concurrency, read_timeout_s=env_number(ENV_READ_TIMEOUT, DEFAULT_READ_TIMEOUT_S) or DEFAULT_READ_TIMEOUT_S)
 
 
 def _log_level() -> str:
     raw = os.environ.get(ENV_LOG_LEVEL, "info").strip() or "info"
-    if raw.isdigit():
-        return logging.getLevelName(int(raw)).lower()
-    return raw.lower()
+    level = logging.getLevelName(int(raw)).lower() if raw.isdigit() else raw.lower()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"{ENV_LOG_LEVEL}={raw!r} is not a log level; use one of {', '.join(LOG_LEVELS)} "
+                         "(or 10, 20, 30, 40, 50)")
+    return level
 
 
 def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -125,11 +132,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         raise SystemExit(2) from None
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr, datefmt="%Y-%m-%d %H:%M:%S %z",
                         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")  # like gunicorn's
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cpu_count() // settings.workers)))
+    export_threads(settings.workers, "worker")  # before fork: every worker inherits OMP_NUM_THREADS
     if not (settings.model_dir / "manifest.json").exists():
         logger.warning("no manifest.json in %s yet; workers will report the load error on /ping", settings.model_dir)
-    logger.info("starting %d gthread worker(s) x %d threads on port %d, model %s, timeout %g s, max payload %d MB",
-                settings.workers, settings.threads, settings.port, settings.model_dir, settings.timeout_s,
+    logger.info("starting %d gthread worker(s) x %d threads (%d requests inferred at once, read timeout %g s) on "
+                "port %d, model %s, timeout %g s, max payload %d MB", settings.workers, settings.threads,
+                settings.concurrency, settings.read_timeout_s, settings.port, settings.model_dir, settings.timeout_s,
                 settings.payload_mb)
 
     SmcvApplication(settings).run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 import pytest
@@ -179,3 +180,29 @@ def test_one_readiness_check_and_one_negotiation_per_request(make_holder, fake_t
     response = post(create_app(holder).test_client(), fake_task.image_bytes(), Accept="text/csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert calls == {"ready": 1, "negotiate": 1}
+def test_repeated_5xx_logged_once_per_state_change(make_holder, fake_task, caplog):
+    holder = make_holder(load=False)
+    client = create_app(holder).test_client()
+    with caplog.at_level(logging.INFO, logger="smcv.serving"):
+        for _ in range(50):
+            assert_json_error(post(client, fake_task.image_bytes()), 503)
+        holder.start().wait(timeout=120)
+        assert post(client, fake_task.image_bytes()).status_code == 200
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "-> 503" in r.getMessage()]
+    assert len(warnings) == 1
+    assert any("serving again after 49 further 503 answer(s) to /invocations" in r.getMessage() for r in caplog.records)
+
+
+def test_concurrency_slots_bound_requests_in_flight(make_holder, fake_task):
+    holder = make_holder(manifest={"delay_s": 0.3})
+    client = create_app(holder, concurrency=1).test_client()
+    warm_up = len(holder.predictor.batch_sizes)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(post(client, fake_task.image_bytes()).status_code))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [200, 200, 200]
+    assert holder.predictor.batch_sizes[warm_up:] == [1, 1, 1]  # one slot: never two requests in one batch

@@ -10,6 +10,7 @@ import pytest
 
 from smcv.serving import gunicorn_conf, server
 from smcv.serving.gunicorn_conf import QuietPingLogger, SmcvApplication
+from smcv.serving.worker import SmcvThreadWorker
 
 SERVER_ENV = ("SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_MODEL_SERVER_WORKERS", "MODEL_SERVER_WORKERS",
               "SAGEMAKER_MODEL_SERVER_TIMEOUT", "MODEL_SERVER_TIMEOUT", "SAGEMAKER_MAX_PAYLOAD_IN_MB",
@@ -28,21 +29,25 @@ def clean_env(monkeypatch, tmp_path):
 def test_cpu_defaults(clean_env, tmp_path):
     clean_env.setattr(server, "count_gpus", lambda: 0)
     settings = server.resolve_settings()
-    assert (settings.port, settings.workers, settings.threads, settings.timeout_s) == (8080, 1, 8, 60.0)
+    assert (settings.port, settings.workers, settings.threads, settings.timeout_s) == (8080, 1, 128, 60.0)
+    assert settings.concurrency == 8 and settings.read_timeout_s == 20.0
     assert settings.model_dir == tmp_path / "model" and settings.payload_mb == 6
     assert settings.max_batch_size is None and settings.max_delay_ms == 5.0
 
 
 def test_gpu_defaults_and_overrides(clean_env):
     clean_env.setattr(server, "count_gpus", lambda: 4)
-    assert (server.resolve_settings().workers, server.resolve_settings().threads) == (4, 16)
+    assert (server.resolve_settings().workers, server.resolve_settings().concurrency) == (4, 16)
     clean_env.setenv("MODEL_SERVER_WORKERS", "2")
     clean_env.setenv("SAGEMAKER_BIND_TO_PORT", "9000")
     clean_env.setenv("MODEL_SERVER_TIMEOUT", "120")
     clean_env.setenv("SMCV_MAX_BATCH_SIZE", "3")
     clean_env.setenv("SMCV_LOG_LEVEL", "10")
+    clean_env.setenv("SMCV_SERVER_THREADS", "12")
+    clean_env.setenv("SMCV_READ_TIMEOUT_S", "3")
     settings = server.resolve_settings()
-    assert (settings.workers, settings.port, settings.timeout_s, settings.threads) == (2, 9000, 120.0, 6)
+    assert (settings.workers, settings.port, settings.timeout_s, settings.threads) == (2, 9000, 120.0, 12)
+    assert settings.concurrency == 6 and settings.read_timeout_s == 3.0
     assert settings.max_batch_size == 3 and settings.log_level == "debug"
     clean_env.setenv("SAGEMAKER_MODEL_SERVER_WORKERS", "3")  # the prefixed name wins
     assert server.resolve_settings().workers == 3
@@ -53,6 +58,20 @@ def test_bad_environment_exits_with_message(clean_env, capsys):
     with pytest.raises(SystemExit) as info:
         server.main([])
     assert info.value.code == 2 and "SAGEMAKER_BIND_TO_PORT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, value, named", [
+    ("SAGEMAKER_BIND_TO_PORT", "99999", "SAGEMAKER_BIND_TO_PORT"),
+    ("SMCV_LOG_LEVEL", "loud", "SMCV_LOG_LEVEL"),
+    ("SMCV_LOG_LEVEL", "25", "SMCV_LOG_LEVEL"),
+])
+def test_bad_port_or_log_level_is_one_line(clean_env, capsys, name, value, named):
+    clean_env.setattr(server, "count_gpus", lambda: 0)
+    clean_env.setenv(name, value)
+    with pytest.raises(SystemExit) as info:
+        server.main([])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and named in err and value in err and len(err.strip().splitlines()) == 1
 
 
 def test_count_gpus(clean_env):
@@ -85,7 +104,8 @@ def settings(**overrides) -> gunicorn_conf.ServerSettings:
 def test_gunicorn_options_are_valid_for_the_installed_gunicorn():
     app = SmcvApplication(settings())
     cfg = app.cfg
-    assert cfg.worker_class_str == "gthread" and cfg.threads == 8 and cfg.workers == 2
+    assert issubclass(cfg.worker_class, SmcvThreadWorker) and cfg.worker_class.read_timeout_s == 20.0
+    assert cfg.threads == 8 and cfg.workers == 2 and cfg.post_worker_init is gunicorn_conf.post_worker_init
     assert cfg.bind == ["0.0.0.0:8123"] and cfg.timeout == 70 and not cfg.preload_app
     assert cfg.graceful_timeout < 30 and cfg.max_requests == 0
     assert cfg.logger_class is QuietPingLogger
