@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,24 @@ class FakeTask:
             raise RuntimeError("fake model refuses to load: " + str(manifest["fail"]))
         if "weight" not in state_dict:
             raise RuntimeError("state dict lacks 'weight'")
-        # a slow load, longer for each gunicorn worker slot (slot 0: 1x, slot 1: 2x), to open readiness races
-        time.sleep(float(manifest.get("load_delay_s", 0.0)) * (1 + int(os.environ.get("SMCV_WORKER_INDEX", "0"))))
+        # a slow load, longer for each worker of one server that loads (1st: 1x, 2nd: 2x, ...), to open readiness races
+        delay = float(manifest.get("load_delay_s", 0.0))
+        if delay:
+            time.sleep(delay * (1 + _load_order()))
         return FakePredictor(manifest, device)
+
+
+def _load_order() -> int:
+    """How many workers of this gunicorn master (the parent process) started loading before this one."""
+    claims = Path(tempfile.gettempdir()) / f"smcv-fake-loads-{os.getppid()}"
+    claims.mkdir(exist_ok=True)
+    for order in range(1000):
+        try:
+            (claims / str(order)).touch(exist_ok=False)
+            return order
+        except FileExistsError:
+            continue
+    return 1000
 
 
 def write_model(model_dir: Path, **manifest: Any) -> Path:

@@ -10,7 +10,6 @@ from typing import Any, Optional
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
-from smcv.contract import ENV_WORKER_INDEX
 from smcv.serving.app import HOLDER_EXTENSION, create_app
 from smcv.serving.model_holder import ModelHolder
 from smcv.serving.worker import worker_class
@@ -56,8 +55,8 @@ def pre_fork(server: Any, worker: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    """In the worker: publish its slot so the model holder picks its device from it."""
-    os.environ[ENV_WORKER_INDEX] = str(getattr(worker, "smcv_slot", 0))
+    """In the worker: hand its slot to the application, which passes it to the model holder (GPU = slot mod n)."""
+    worker.app.worker_slot = getattr(worker, "smcv_slot", 0)
 
 
 def post_worker_init(worker: Any) -> None:
@@ -100,10 +99,10 @@ def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
     return options
 
 
-def build_worker_app(settings: ServerSettings) -> Any:
+def build_worker_app(settings: ServerSettings, worker_index: int = 0) -> Any:
     """In a worker: start loading the model in the background (post_worker_init waits for it), return the app."""
     apply_torch_threads()  # OMP_NUM_THREADS, which the master set from the CPUs and the worker count
-    holder = ModelHolder(settings.model_dir, max_batch_size=settings.max_batch_size,
+    holder = ModelHolder(settings.model_dir, worker_index=worker_index, max_batch_size=settings.max_batch_size,
                          max_delay_ms=settings.max_delay_ms, timeout_s=settings.timeout_s).start()
     return create_app(holder, workers=settings.workers, payload_mb=settings.payload_mb,
                       concurrency=settings.concurrency)
@@ -122,4 +121,4 @@ class SmcvApplication(BaseApplication):
                 self.cfg.set(name, value)
 
     def load(self) -> Any:
-        return build_worker_app(self.settings)
+        return build_worker_app(self.settings, getattr(self, "worker_slot", 0))

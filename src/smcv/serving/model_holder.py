@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from PIL import Image
 
-from smcv.contract import ENV_DEVICE, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE, ENV_TIMEOUT, ENV_WORKER_INDEX
+from smcv.contract import ENV_DEVICE, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE, ENV_TIMEOUT
 from smcv.errors import HTTPError, UserError
 from smcv.serving import codecs
 from smcv.tasks import get_task
@@ -67,11 +67,11 @@ def default_max_batch_size(device: Any) -> int:
 class ModelHolder:
     """Owns one worker's model: background load, warm-up, readiness and batched inference."""
 
-    def __init__(self, model_dir: Path, device: Optional[str] = None, *, worker_index: Optional[int] = None,
+    def __init__(self, model_dir: Path, device: Optional[str] = None, *, worker_index: int = 0,
                  max_batch_size: Optional[int] = None, max_delay_ms: Optional[float] = None,
                  timeout_s: Optional[float] = None) -> None:
         self.model_dir = Path(model_dir)
-        self.worker_index = int(os.environ.get(ENV_WORKER_INDEX, "0")) if worker_index is None else worker_index
+        self.worker_index = worker_index
         self._device_request = device
         self._max_batch_size = max_batch_size
         self.max_delay_s = (env_number(ENV_MAX_BATCH_DELAY_MS, DEFAULT_MAX_DELAY_MS) if max_delay_ms is None

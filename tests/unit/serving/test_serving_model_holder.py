@@ -65,9 +65,8 @@ def test_defaults_from_environment(make_holder, monkeypatch):
     monkeypatch.setenv("SMCV_MAX_BATCH_SIZE", "2")
     monkeypatch.setenv("SMCV_MAX_BATCH_DELAY_MS", "7")
     monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_TIMEOUT", "9")
-    monkeypatch.setenv("SMCV_WORKER_INDEX", "3")
     holder = make_holder()
-    assert (holder.max_batch_size, holder.max_delay_s, holder.timeout_s, holder.worker_index) == (2, 0.007, 9.0, 3)
+    assert (holder.max_batch_size, holder.max_delay_s, holder.timeout_s, holder.worker_index) == (2, 0.007, 9.0, 0)
     monkeypatch.delenv("SAGEMAKER_MODEL_SERVER_TIMEOUT")
     monkeypatch.setenv("MODEL_SERVER_TIMEOUT", "11")
     assert predictor_module.model_timeout_s() == 11.0

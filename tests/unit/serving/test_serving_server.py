@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -125,12 +127,19 @@ def test_worker_slots_reuse_the_lowest_free_one():
     assert replacement.smcv_slot == 1
 
 
-def test_post_fork_publishes_the_slot(monkeypatch):
+def test_post_fork_passes_the_slot_to_the_model_holder(monkeypatch, tmp_path):
     monkeypatch.delenv("SMCV_WORKER_INDEX", raising=False)
-    gunicorn_conf.post_fork(None, SimpleNamespace(smcv_slot=5))
-    import os
-
-    assert os.environ.pop("SMCV_WORKER_INDEX") == "5"
+    app = SimpleNamespace()
+    gunicorn_conf.post_fork(None, SimpleNamespace(smcv_slot=5, app=app))
+    assert app.worker_slot == 5 and "SMCV_WORKER_INDEX" not in os.environ  # passed, not published in the environment
+    built = {}
+    monkeypatch.setattr(gunicorn_conf, "ModelHolder", lambda *a, **kw: built.update(kw) or SimpleNamespace(start=lambda: None))
+    monkeypatch.setattr(gunicorn_conf, "create_app", lambda holder, **kw: holder)
+    application = gunicorn_conf.SmcvApplication.__new__(gunicorn_conf.SmcvApplication)
+    application.settings, application.worker_slot = SimpleNamespace(
+        model_dir=tmp_path, max_batch_size=None, max_delay_ms=5, timeout_s=1, workers=1, payload_mb=6, concurrency=4), 5
+    application.load()
+    assert built["worker_index"] == 5
 
 
 def test_ping_is_not_access_logged(monkeypatch):
