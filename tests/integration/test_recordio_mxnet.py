@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from smcv.cli import main as cli_main
 from smcv.data.im2rec import pack_lst
 from smcv.data.images import decode_image
 from smcv.data.lst import LstEntry, write_lst
@@ -32,6 +33,7 @@ from smcv.data.recordio import (
     scan_offsets,
     unpack,
 )
+from tests.helpers.classdata import write_class_folders
 
 M = MAGIC_BYTES
 
@@ -212,6 +214,32 @@ def test_pass_through_matches_im2rec_byte_for_byte(mxpython, im2rec_script, tmp_
     pack_lst(entries, root, tmp_path / "ours.rec", tmp_path / "ours.idx", pass_through=True, pack_label=True)
     assert (tmp_path / "ours.rec").read_bytes() == (work / "pt.rec").read_bytes()
     assert (tmp_path / "ours.idx").read_text() == (work / "pt.idx").read_text()
+
+
+def test_convert_classification_matches_im2rec_list_and_pass_through_pack(mxpython, im2rec_script, tmp_path):
+    """`smcv convert-classification` lists, shuffles, splits and packs class folders exactly as im2rec does."""
+    root = tmp_path / "root"
+    write_class_folders(root, per_class=7, classes=("pneumonia", "normal", "effusion"), suffix=".png")
+    write_class_folders(root / "nested", per_class=2, classes=("a",), suffix=".jpg")
+    work = tmp_path / "mx"
+    work.mkdir()
+    proc = subprocess.run([mxpython, im2rec_script, str(work / "set"), str(root), "--list", "--recursive",
+                           "--train-ratio", "0.7", "--test-ratio", "0.1"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for suffix in ("_train", "_val", "_test"):
+        lst = work / f"set{suffix}.lst"
+        single = work / suffix.strip("_")
+        single.mkdir()
+        (single / lst.name).write_bytes(lst.read_bytes())
+        _im2rec(mxpython, im2rec_script, single / lst.name, root, "--pass-through")
+    ours = tmp_path / "ours" / "set"
+    assert cli_main(["convert-classification", "--root", str(root), "--output", str(ours), "--train-ratio", "0.7",
+                     "--test-ratio", "0.1", "--pass-through"]) == 0
+    for suffix in ("_train", "_val", "_test"):
+        theirs = work / suffix.strip("_") / f"set{suffix}"
+        assert Path(f"{ours}{suffix}.lst").read_bytes() == (work / f"set{suffix}.lst").read_bytes()
+        assert Path(f"{ours}{suffix}.rec").read_bytes() == theirs.with_suffix(".rec").read_bytes()
+        assert Path(f"{ours}{suffix}.idx").read_text() == theirs.with_suffix(".idx").read_text()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -79,15 +79,15 @@ def _format_label(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def write_lst(path: str | os.PathLike, entries: Iterable[LstEntry]) -> None:
-    """Write entries as a .lst file MXNet's im2rec can read."""
+def write_lst(path: str | os.PathLike, entries: Iterable[LstEntry], label_format: str | None = None) -> None:
+    """Write entries as a .lst file MXNet's im2rec can read; label_format="%f" writes labels as im2rec's list does."""
     lines = []
     for entry in entries:
         if any(c in entry.path for c in "\t\r\n"):
             raise DataError(f"cannot write {entry.path!r} to {path}: .lst paths may not contain tabs or newlines")
         if not entry.labels:
             raise DataError(f"cannot write index {entry.index} to {path}: a .lst entry needs at least one label")
-        labels = "\t".join(_format_label(x) for x in entry.labels)
+        labels = "\t".join(label_format % x if label_format else _format_label(x) for x in entry.labels)
         lines.append(f"{int(entry.index)}\t{labels}\t{entry.path}\n")
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.writelines(lines)
