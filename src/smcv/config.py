@@ -224,6 +224,8 @@ def common_training_params(defaults: dict[str, Any]) -> list[Param]:
         Param("kv_store", "str", None, choices=("dist_sync", "dist_async", "device", "local"), help="accepted for compatibility; smcv always trains data-parallel synchronously"),
         Param("num_workers", "int", None, low=0, help="DataLoader worker processes (default: from CPU count and /dev/shm)"),
         Param("seed", "int", 0, low=0, help="random seed"),
+        Param("log_interval_seconds", "float", 30.0, low=0, help="smcv: seconds between progress lines (epoch, step, "
+                                                                "loss, images/s, data wait, ETA); 0: none"),
         Param("precision_dtype", "str", "float32", choices=("float32", "float16", "bfloat16"), help="training precision"),
         Param("amp", "bool", True, help="smcv: BF16 autocast on GPUs that support it"),
         Param("gradient_accumulation_steps", "int", 1, low=1, help="smcv: optimizer step every N mini-batches"),

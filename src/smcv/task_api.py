@@ -55,6 +55,7 @@ class TrainSettings:
     num_workers: Optional[int] = None
     seed: int = 0
     freeze_pattern: Optional[str] = None
+    log_interval_seconds: float = 30.0
 
 
 def train_settings_from(hp: HyperParameters, **task_specific: Any) -> TrainSettings:
@@ -68,7 +69,7 @@ def train_settings_from(hp: HyperParameters, **task_specific: Any) -> TrainSetti
         gradient_accumulation_steps=hp.gradient_accumulation_steps, early_stopping=hp.early_stopping,
         early_stopping_min_epochs=hp.early_stopping_min_epochs, early_stopping_patience=hp.early_stopping_patience,
         early_stopping_tolerance=hp.early_stopping_tolerance, checkpoint_frequency=hp.checkpoint_frequency,
-        num_workers=hp.num_workers, seed=hp.seed,
+        num_workers=hp.num_workers, seed=hp.seed, log_interval_seconds=hp.log_interval_seconds,
     )
     return TrainSettings(**{**common, **task_specific})
 

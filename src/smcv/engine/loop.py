@@ -22,6 +22,7 @@ from smcv.engine.loader import make_loader
 from smcv.engine.metrics_log import format_metric_line
 from smcv.engine.optim import build_optimizer, build_scheduler, trainable_parameters
 from smcv.engine.precision import Precision, choose_precision
+from smcv.engine.progress import Progress
 from smcv.engine.signals import StopRequest
 from smcv.errors import UserError
 from smcv.task_api import PreparedData, Task, TrainSettings
@@ -93,6 +94,8 @@ class Trainer:
         self.accum = max(1, settings.gradient_accumulation_steps)
         self.steps_per_epoch = math.ceil(len(self.train_loader) / self.accum)
         self.scheduler = build_scheduler(self.optimizer, settings, self.steps_per_epoch)
+        self.progress = Progress(settings.log_interval_seconds if dist_utils.is_main() else 0, settings.epochs,
+                                 len(self.train_loader), emit)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision.needs_scaler)
         maximize = getattr(task, "objective_type", "Maximize") == "Maximize"
         self.early = EarlyStopping(settings.early_stopping_min_epochs, settings.early_stopping_patience,
@@ -157,9 +160,11 @@ class Trainer:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         loss_sum = torch.zeros((), device=self.device)
-        seen, started, n_batches = 0, time.perf_counter(), len(self.train_loader)
+        seen, started, n_batches, world = 0, time.perf_counter(), len(self.train_loader), dist_utils.world_size()
         self.optimizer.zero_grad(set_to_none=True)
+        self.progress.start_epoch(epoch)
         for i, batch in enumerate(self.train_loader):
+            self.progress.batch_arrived()
             last_micro = (i + 1) % self.accum == 0 or i + 1 == n_batches
             sync = last_micro or not hasattr(self.model, "no_sync")
             context = self.model.no_sync() if not sync else contextlib.nullcontext()
@@ -174,6 +179,7 @@ class Trainer:
                 self.scheduler.step()
             loss_sum += loss.detach().float()
             seen += batch_size_of(batch)
+            self.progress.step_done(i + 1, batch_size_of(batch) * world, lambda: float(loss_sum / (i + 1)))
             if (i + 1) % LOG_EVERY_STEPS == 0:
                 self._check_finite(loss_sum / (i + 1), epoch, i + 1)
             if dist_utils.any_rank(self.stop.requested, self.device):
@@ -182,7 +188,7 @@ class Trainer:
         mean_loss = float(loss_sum / max(n_batches, 1))
         self._check_finite(mean_loss, epoch, n_batches)
         elapsed = time.perf_counter() - started
-        throughput = seen * dist_utils.world_size() / max(elapsed, 1e-9)
+        throughput = seen * world / max(elapsed, 1e-9)
         return {"train:loss": dist_utils.mean_across_ranks(mean_loss, seen, self.device), "train:throughput": throughput}
 
     @staticmethod
