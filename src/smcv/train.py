@@ -19,10 +19,11 @@ import torch
 
 from smcv import artifact
 from smcv.channels import canonical_config, discover_channels
-from smcv.contract import (ENV_LOG_LEVEL, ENV_TASK, Paths, read_hyperparameters, read_input_data_config, read_resource_config,
+from smcv.contract import (ENV_ALLOW_UNTRAINED, ENV_LOG_LEVEL, ENV_TASK, Paths, read_hyperparameters, read_input_data_config, read_resource_config,
                            write_failure, write_success)
 from smcv.engine import distributed as dist_utils
 from smcv.engine.launch import maybe_relaunch
+from smcv.engine.loader import reap_worker_processes
 from smcv.engine.loop import FitResult, Trainer
 from smcv.engine.signals import StopRequest
 from smcv.errors import ConfigError, UserError
@@ -103,8 +104,13 @@ def run(paths: Paths, stop: StopRequest) -> int:
                       emit=emit)
     result = trainer.fit()
     if dist_utils.is_main():
+        trained = result.epochs_completed > 0 or model_channel_artifact(channels.get("model")) is not None
+        if not trained:
+            log.warning("no epoch finished: the saved model has untrained weights; endpoints refuse it unless "
+                        "%s=1", ENV_ALLOW_UNTRAINED)
         manifest = {"task": task.name, "class_names": data.class_names, "hyperparameters": dict(hp),
                     "selected_epoch": result.selected_epoch, "epochs_completed": result.epochs_completed,
+                    "trained": trained,
                     "metrics": result.metrics, **task.manifest_fields(hp, data)}
         artifact.save_artifact(paths.model_dir, result.state_dict, manifest)
         if hp.get("export_onnx"):
@@ -159,6 +165,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "please report it with the log")
         return EXIT_INTERNAL_ERROR
     finally:
+        reap_worker_processes()
         dist_utils.shutdown()
 
 

@@ -169,3 +169,19 @@ def test_incremental_training_from_model_channel(opt_ml, capsys):
         f.unlink()
     assert run_training(opt_ml, epochs=1) == 0
     assert "initialised from the model channel" in capsys.readouterr().out
+
+
+def test_a_job_stopped_before_its_first_epoch_saves_a_model_marked_untrained(opt_ml):
+    from smcv.contract import Paths
+    from smcv.engine.signals import StopRequest
+    from smcv.train import run
+
+    write_class_folders(opt_ml.channel("train"), 4)
+    opt_ml.configure({**TINY_CLASSIFICATION, "num_training_samples": 8})
+    stop = StopRequest()
+    stop.request("SIGTERM")  # as if the stop came during the first step
+    assert run(Paths.from_env(), stop) == 0
+    manifest = artifact.load_manifest(opt_ml.model_dir)
+    assert manifest["epochs_completed"] == 0 and manifest["trained"] is False
+    assert run_training(opt_ml, num_training_samples=8) == 0
+    assert artifact.load_manifest(opt_ml.model_dir)["trained"] is True

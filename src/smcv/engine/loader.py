@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import shutil
 import signal
@@ -79,3 +80,29 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, collate_fn, n
         drop_last=drop_last, persistent_workers=workers > 0, generator=generator,
         prefetch_factor=4 if workers > 0 else None, worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )
+
+
+def close_loader(loader: Optional[DataLoader]) -> None:
+    """Stop a DataLoader's worker processes now (they are persistent and ignore SIGTERM, so nothing else would)."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is None:
+        return
+    shutdown = getattr(iterator, "_shutdown_workers", None)  # torch's own shutdown: sentinel, join, then terminate
+    if shutdown is not None:
+        shutdown()
+    loader._iterator = None
+
+
+def reap_worker_processes(grace_seconds: float = 5.0) -> int:
+    """Kill child processes still alive after `grace_seconds` (returns how many), so the interpreter's exit
+    handler, which joins every child, cannot wait forever on a worker that ignores SIGTERM."""
+    killed = 0
+    for child in multiprocessing.active_children():
+        child.join(grace_seconds)
+        if child.is_alive():
+            child.kill()
+            child.join(grace_seconds)
+            killed += 1
+    if killed:
+        log.warning("killed %d data loader worker process(es) that did not stop by themselves", killed)
+    return killed

@@ -6,19 +6,17 @@ import contextlib
 import copy
 import logging
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import numpy as np
 import torch
 
 from smcv.engine import distributed as dist_utils
-from smcv.engine.checkpoint import load_latest, save_checkpoint
+from smcv.engine.checkpoint import load_latest, restore_rng_state, rng_state, save_checkpoint
 from smcv.engine.early_stopping import EarlyStopping
-from smcv.engine.loader import make_loader
+from smcv.engine.loader import close_loader, make_loader
 from smcv.engine.metrics_log import format_metric_line
 from smcv.engine.optim import build_optimizer, build_scheduler, trainable_parameters
 from smcv.engine.precision import Precision, choose_precision
@@ -119,8 +117,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "early_stopping": self.early.state_dict(), "best_state": self.best_state, "best_epoch": self.best_epoch,
             "best_metrics": self.best_metrics, "history": self.history, "task": self.task.name,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+            "rng": rng_state(),
         }
 
     def save(self, completed_epochs: int, partial: bool) -> None:
@@ -144,12 +141,7 @@ class Trainer:
         self.best_state, self.best_epoch = state["best_state"], state["best_epoch"]
         self.best_metrics, self.history = state["best_metrics"], state["history"]
         self.start_epoch = int(state["epoch"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        restore_rng_state(state["rng"])
         self.emit(f"resuming from checkpoint {Path(state['_path']).name}: {self.start_epoch} epoch(s) already done")
 
     # ---- epochs ------------------------------------------------------------------------------------------
@@ -247,7 +239,19 @@ class Trainer:
         return value > best if self.early.maximize else value < best
 
     def fit(self) -> FitResult:
-        """Train from the latest checkpoint (or from scratch) to the last epoch, a stop request or early stopping."""
+        """Train from the latest checkpoint (or from scratch) to the last epoch, a stop request or early stopping;
+        the data loader workers are stopped on every way out, errors included."""
+        try:
+            return self._fit()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the data loader worker processes."""
+        close_loader(self.train_loader)
+        close_loader(self.val_loader)
+
+    def _fit(self) -> FitResult:
         self.resume()
         completed, early_stopped = self.start_epoch, False
         for epoch in range(self.start_epoch + 1, self.s.epochs + 1):

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from PIL import Image
 
-from smcv.contract import ENV_DEVICE, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE, ENV_TIMEOUT
+from smcv.contract import ENV_ALLOW_UNTRAINED, ENV_DEVICE, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE, ENV_TIMEOUT
 from smcv.errors import HTTPError, UserError
 from smcv.serving import codecs
 from smcv.tasks import get_task
@@ -62,6 +62,18 @@ def pick_device(worker_index: int = 0) -> Any:
 def default_max_batch_size(device: Any) -> int:
     """$SMCV_MAX_BATCH_SIZE, else 8 on GPU (amortises kernel launches) and 4 on CPU (cores are already busy)."""
     return max(1, env_number(ENV_MAX_BATCH_SIZE, 8 if device.type == "cuda" else 4, int))
+
+
+def check_trained(manifest: dict, model_dir: Path) -> None:
+    """Refuse a model saved before its first epoch finished (random weights) unless $SMCV_ALLOW_UNTRAINED=1."""
+    if manifest.get("trained", True):
+        return
+    what = (f"the model in {model_dir} was saved by a training job stopped before its first epoch finished "
+            f"(epochs_completed={manifest.get('epochs_completed', 0)}): its weights are untrained")
+    if os.environ.get(ENV_ALLOW_UNTRAINED, "") == "1":
+        logger.warning("%s; serving it anyway because %s=1", what, ENV_ALLOW_UNTRAINED)
+        return
+    raise UserError(f"{what}. Train it for at least one epoch, or set {ENV_ALLOW_UNTRAINED}=1 to serve it anyway")
 
 
 class ModelHolder:
@@ -136,6 +148,7 @@ class ModelHolder:
         manifest = load_manifest(self.model_dir)
         if "task" not in manifest:
             raise UserError(f"{self.model_dir / 'manifest.json'} names no 'task'; it must come from an smcv training job")
+        check_trained(manifest, self.model_dir)
         self.task_name = str(manifest["task"])
         self.device = pick_device(self.worker_index) if self._device_request is None else _as_device(self._device_request)
         state = load_state_dict(self.model_dir)

@@ -1,11 +1,13 @@
 """Engine pieces: LR schedules, early stopping, checkpoints, metric lines, optimizers."""
 
+import random
 import re
 
+import numpy as np
 import pytest
 import torch
 
-from smcv.engine.checkpoint import list_checkpoints, load_latest, save_checkpoint
+from smcv.engine.checkpoint import list_checkpoints, load_latest, restore_rng_state, rng_state, save_checkpoint
 from smcv.engine.early_stopping import EarlyStopping
 from smcv.engine.metrics_log import format_metric_line, metric_definitions
 from smcv.engine.optim import build_optimizer, lr_factor, trainable_parameters
@@ -49,6 +51,37 @@ def test_checkpoints_keep_the_newest_two_and_skip_corrupt_ones(tmp_path):
     assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-epoch0002.pt", "checkpoint-epoch0003.pt"]
     (tmp_path / "checkpoint-epoch0004.pt").write_bytes(b"truncated by SIGKILL")
     assert load_latest(tmp_path)["epoch"] == 3
+
+
+class Planted:
+    """Unpickling this runs code (it creates the marker file)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_checkpoint_with_pickled_objects_is_refused_and_its_code_never_runs(tmp_path):
+    save_checkpoint(tmp_path, {"epoch": 1}, 1)
+    marker = tmp_path / "code-ran"
+    torch.save({"epoch": 9999, "x": Planted(str(marker))}, tmp_path / "checkpoint-epoch9999.pt")
+    with pytest.raises(ConfigError, match="refusing checkpoint checkpoint-epoch9999.pt.*pickled Python objects"):
+        load_latest(tmp_path)
+    assert not marker.exists()
+
+
+def test_random_states_survive_a_weights_only_checkpoint(tmp_path):
+    random.seed(5), np.random.seed(6), torch.manual_seed(7)
+    np.random.normal()  # numpy then holds a cached gaussian, part of its state
+    save_checkpoint(tmp_path, {"epoch": 1, "rng": rng_state()}, 1)
+    expected = (random.random(), np.random.normal(), np.random.rand(), torch.rand(3))
+    random.seed(0), np.random.seed(0), torch.manual_seed(0)
+    state = torch.load(list_checkpoints(tmp_path)[-1], weights_only=True)
+    restore_rng_state(state["rng"])
+    again = (random.random(), np.random.normal(), np.random.rand(), torch.rand(3))
+    assert again[:3] == expected[:3] and torch.equal(again[3], expected[3])
 
 
 def test_partial_checkpoint_sorts_after_complete_one(tmp_path):

@@ -206,3 +206,14 @@ def test_concurrency_slots_bound_requests_in_flight(make_holder, fake_task):
         thread.join()
     assert results == [200, 200, 200]
     assert holder.predictor.batch_sizes[warm_up:] == [1, 1, 1]  # one slot: never two requests in one batch
+
+
+def test_ping_refuses_a_model_saved_before_its_first_epoch_unless_allowed(make_holder, monkeypatch):
+    monkeypatch.delenv("SMCV_ALLOW_UNTRAINED", raising=False)
+    untrained = {"trained": False, "epochs_completed": 0}
+    response = create_app(make_holder(manifest=untrained)).test_client().get("/ping")
+    assert response.status_code == 500
+    assert "stopped before its first epoch" in response.get_json()["error"]
+    assert "SMCV_ALLOW_UNTRAINED=1" in response.get_json()["error"]
+    monkeypatch.setenv("SMCV_ALLOW_UNTRAINED", "1")
+    assert create_app(make_holder(manifest=untrained)).test_client().get("/ping").status_code == 200
