@@ -26,7 +26,7 @@ Options:
   --name NAME          image/repository name prefix (default: smcv)
   --version VERSION    version tag (default: the version in pyproject.toml)
   --tasks LIST         comma-separated subset of classification,detection,segmentation (default: all)
-  --base-image IMAGE   base image (default: the Dockerfile's, python:3.11-slim-bookworm)
+  --base-image IMAGE   base image (default: the Dockerfile's, python:3.11-slim-bookworm pinned by digest)
   --ca-bundle FILE     CA bundle for a TLS-intercepting proxy, passed as a BuildKit secret (no layer keeps it)
   --wheelhouse DIR     install Python packages from DIR (fill it with containers/fill_wheelhouse.sh DIR)
                        instead of PyPI; DIR is hard-linked into containers/wheelhouse (the build context)

@@ -8,9 +8,9 @@ usage() {
     cat <<'USAGE'
 Usage: containers/fill_wheelhouse.sh [DIR]
 
-Download the image's pinned requirements (containers/requirements-torch.txt, requirements.txt,
-requirements-build.txt) into DIR (default: containers/wheelhouse). The image targets CPython 3.11 on
-manylinux x86_64; run this with such a Python (PYTHON=..., default python3) or the wheels will not fit.
+Download the image's pinned, hashed requirements (containers/requirements-torch.txt, requirements.txt,
+requirements-sdist.txt, requirements-build.txt: a full lock, so --no-deps; pip checks every sha256) into
+DIR (default: containers/wheelhouse). The image targets CPython 3.11 on manylinux x86_64; run this with such a Python (PYTHON=..., default python3) or the wheels will not fit.
 Then build with: ./build_and_push.sh --no-push --wheelhouse DIR
 USAGE
 }
@@ -29,6 +29,7 @@ fi
 mkdir -p "${dir}"
 start=$(date +%s)
 "${PYTHON}" -m pip download --quiet --disable-pip-version-check --dest "${dir}" \
-    -r "${here}/requirements-torch.txt" -r "${here}/requirements.txt" -r "${here}/requirements-build.txt"
+    --require-hashes --no-deps -r "${here}/requirements-torch.txt" -r "${here}/requirements.txt" \
+    -r "${here}/requirements-sdist.txt" -r "${here}/requirements-build.txt"
 echo "wheelhouse ${dir}: $(find "${dir}" -maxdepth 1 -type f \( -name '*.whl' -o -name '*.tar.gz' \) | wc -l) files," \
      "$(du -sh "${dir}" | cut -f1), $(( $(date +%s) - start )) s"

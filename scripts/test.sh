@@ -10,6 +10,8 @@ if [ -z "${SMCV_MXNET_PYTHON:-}" ]; then
   bash scripts/make_mxnet_env.sh >/dev/null || echo "mxnet venv not created (offline?): the MXNet tier will be skipped" >&2
 fi
 .venv/bin/python -m pytest tests/unit tests/integration -q -p no:cacheprovider "$@"
+# Known vulnerabilities in the image's locked dependencies (skipped with a notice where no database answers).
+bash scripts/audit_deps.sh
 if [ "${SMCV_SKIP_CONTAINER:-0}" != "1" ]; then
   bash scripts/ci_container.sh
 else
