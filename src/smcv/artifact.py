@@ -26,6 +26,15 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+ARTIFACT_MODE = 0o644  # mkstemp creates 0600; artifacts must be readable by a server running as another user
+
+
+def publish_temporary(tmp: str, path: Path) -> None:
+    """Give a finished temporary file the artifact mode and rename it onto `path`."""
+    os.chmod(tmp, ARTIFACT_MODE)
+    os.replace(tmp, path)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers never see a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +44,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        publish_temporary(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -48,7 +57,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
+        publish_temporary(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

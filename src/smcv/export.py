@@ -82,7 +82,7 @@ def export_torchscript(graph: ExportGraph, output: Path) -> None:
     os.close(fd)
     try:
         torch.jit.save(traced, tmp, _extra_files={TORCHSCRIPT_METADATA_FILE: json.dumps(graph.metadata)})
-        os.replace(tmp, output)
+        artifact.publish_temporary(tmp, output)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
