@@ -43,8 +43,10 @@ def test_task_images_share_layers(image, image_name):
 
 
 def test_no_argument_trains(image, opt_ml):
-    """SDK v3 local mode starts the container without `train`: it must train."""
-    result = run_container(image, opt_ml)
+    """SDK v3 local mode starts the container without `train`: it must train, also as a non-root user."""
+    for path in [opt_ml, *opt_ml.rglob("*")]:
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    result = run_container(image, opt_ml, extra=("--user", "65534:65534", "-e", "HOME=/tmp"))
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((opt_ml / "model" / "manifest.json").read_text())
     assert manifest["task"] == "classification"
@@ -115,11 +117,14 @@ def test_stop_checkpoints_and_restart_resumes(image, tmp_path, containers):
 
 
 def test_serve_on_bind_to_port(image, trained_model, tmp_path, containers):
-    """/ping and /invocations on the port in SAGEMAKER_BIND_TO_PORT (inference pipelines), then a clean stop."""
+    """/ping and /invocations on the port in SAGEMAKER_BIND_TO_PORT (inference pipelines), as a non-root user on a
+    read-only model mount, then a clean stop."""
     port = free_port()
     name = f"smcv-test-serve-{uuid.uuid4().hex[:8]}"
     containers.append(name)
+    # as another user than the (root) training run, read-only: the artifact must be readable by others
     docker("run", "-d", "--name", name, "--network", "host", "-e", f"SAGEMAKER_BIND_TO_PORT={port}",
+           "--user", "65534:65534", "-e", "HOME=/tmp",
            "-v", f"{trained_model / 'model'}:/opt/ml/model:ro", image, "serve")
     wait_for_ping(port, container=name)
     status, body, content_type = http("POST", f"http://127.0.0.1:{port}/invocations",
