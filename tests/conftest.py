@@ -13,6 +13,20 @@ from tests.helpers.opt_ml import OptMl
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+#: a closed port on loopback: a download attempt is refused at once, no test reaches the internet
+UNREACHABLE_WEIGHTS_URL = "http://127.0.0.1:9/models"
+
+
+@pytest.fixture(autouse=True)
+def no_weight_downloads(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test: weights downloads go to a closed loopback port and the torch hub cache is a fresh folder."""
+    torch_home = tmp_path_factory.mktemp("torch_home")
+    monkeypatch.setenv("SMCV_WEIGHTS_URL", UNREACHABLE_WEIGHTS_URL)
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    monkeypatch.setenv("SMCV_WEIGHTS_DIR", str(torch_home / "no-baked-weights"))
+    return torch_home
+
+
 @pytest.fixture
 def opt_ml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OptMl:
     """A fake /opt/ml with SAGEMAKER_BASE_DIR pointing at it."""
