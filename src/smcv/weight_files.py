@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import tempfile
 import time
 import urllib.request
@@ -21,7 +22,8 @@ from smcv.errors import ConfigError
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS_URL = "https://download.pytorch.org/models"
-#: seconds a download may wait for the server (connect and each read): a network-isolated job fails fast
+#: seconds a download may wait for the server (to connect, over all its addresses, and for each read): a job
+#: without network access fails fast
 TIMEOUT_S = 5.0
 #: torchvision's names end in -<first hex digits of the file's SHA-256>.<suffix>, e.g. resnet18-f37072fd.pth
 HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z]+$")
@@ -62,6 +64,49 @@ def _compare(name: str, actual: str, delete: Optional[Path], origin: str) -> Non
                       f"file name says: the file is damaged or not the published one; {fate}")
 
 
+def connect_within(address: tuple[str, int], timeout: object = TIMEOUT_S, source_address: object = None) -> socket.socket:
+    """socket.create_connection, but `timeout` bounds all of the host's addresses together, not each of them."""
+    host, port = address
+    timeout = timeout if isinstance(timeout, (int, float)) else TIMEOUT_S
+    deadline = time.monotonic() + timeout
+    error: OSError = TimeoutError(f"no connection to {host}:{port} within {timeout:g} s")
+    for family, kind, proto, _, addr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(left)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(addr)
+            sock.settimeout(timeout)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error
+
+
+class _ConnectDeadline:
+    """urllib handler mixin: connections (to the server or a proxy) are made with connect_within."""
+
+    def do_open(self, http_class, req, **kwargs):  # noqa: ANN001 - urllib's signature
+        def connection(*args, **kw):
+            conn = http_class(*args, **kw)
+            conn._create_connection = connect_within
+            return conn
+        return super().do_open(connection, req, **kwargs)
+
+
+class _HTTPHandler(_ConnectDeadline, urllib.request.HTTPHandler):
+    pass
+
+
+class _HTTPSHandler(_ConnectDeadline, urllib.request.HTTPSHandler):
+    pass
+
+
 def cache_dir() -> Path:
     """torch hub's checkpoints folder ($TORCH_HOME/hub/checkpoints), where downloads are kept for later jobs."""
     return Path(torch.hub.get_dir()) / "checkpoints"
@@ -85,6 +130,11 @@ def cached(file_name: str) -> Optional[Path]:
     return path
 
 
+def _opener() -> urllib.request.OpenerDirector:
+    """urllib's opener (proxies from the environment) whose connections have one TIMEOUT_S deadline each."""
+    return urllib.request.build_opener(_HTTPHandler, _HTTPSHandler)
+
+
 def download(file_name: str) -> Path:
     """Download base_url()/file_name into the cache (atomically, one process at a time), verified.
 
@@ -102,7 +152,7 @@ def download(file_name: str) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f".{file_name}.", dir=folder)
         try:
             digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+            with os.fdopen(fd, "wb") as out, _opener().open(url, timeout=TIMEOUT_S) as response:
                 for block in iter(lambda: response.read(CHUNK), b""):
                     digest.update(block)
                     out.write(block)

@@ -181,3 +181,22 @@ def test_detection_and_classification_resolve_before_data(opt_ml, monkeypatch):
         assert "no pretrained weights for" in opt_ml.failure and TORCHVISION_FILES[
             "resnet50" if task_name == "detection" else "resnet18"] in opt_ml.failure
 
+
+
+def test_connecting_has_one_deadline_for_all_addresses(weights_server, monkeypatch):
+    """A name with several addresses: the next address is tried while time is left, none once the 5 s are spent."""
+    from smcv import weight_files
+
+    published = tiny_published(weights_server.folder)
+    port = int(weights_server.url.split(":")[2].split("/")[0])
+    refused, live = ("127.0.0.1", 9), ("127.0.0.1", port)
+    monkeypatch.setattr(weight_files.socket, "getaddrinfo", lambda host, p, *a: [
+        (weight_files.socket.AF_INET, weight_files.socket.SOCK_STREAM, 6, "", address) for address in (refused, live)])
+    need = WeightsNeed("ResNet-18", ("resnet18",), published.name)
+    assert resolve_weights(need, {}) == cache_dir() / published.name  # the refused address, then the live one
+    (cache_dir() / published.name).unlink()
+    clock = iter(range(0, 1000, 4))  # every look at the clock: 4 s later
+    monkeypatch.setattr(weight_files, "time", type("Clock", (), {"monotonic": staticmethod(lambda: next(clock))}))
+    with pytest.raises(ConfigError, match="Connection refused"):
+        resolve_weights(need, {})  # 4 s spent on the first address, 8 s > 5 s: the live one is not tried
+    assert weights_server.requests == [f"/models/{published.name}"]
