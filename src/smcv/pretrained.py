@@ -114,10 +114,10 @@ def resolve_weights(need: Optional[WeightsNeed], channels: dict[str, Path]) -> O
 
 def missing_weights(need: WeightsNeed, reason: str) -> ConfigError:
     """The one-line error for weights that no source has: the three ways to supply them, and the way out."""
-    example = need.file_name or f"{need.names[0]}.pth"
+    example = f"{need.file_name} or {need.names[0]}.pth" if need.file_name else f"{need.names[0]}.pth"
     return ConfigError(
         f"use_pretrained_model is on but no pretrained weights for {need.what} were found ({reason}). Supply them "
-        f"in a 'pretrained' input channel (one file, e.g. {example} or {need.names[0]}.pth, a torchvision "
+        f"in a 'pretrained' input channel (one file, e.g. {example}, a torchvision "
         f"state_dict), bake them into the image with build_and_push.sh (the default where the build can download "
         f"them), or allow the job network access to {base_url()} ({ENV_WEIGHTS_URL} names a mirror); or set "
         f"use_pretrained_model=0 to start from random weights"
