@@ -30,7 +30,11 @@ Options:
   --ca-bundle FILE     CA bundle for a TLS-intercepting proxy, passed as a BuildKit secret (no layer keeps it)
   --wheelhouse DIR     install Python packages from DIR (fill it with containers/fill_wheelhouse.sh DIR)
                        instead of PyPI; DIR is hard-linked into containers/wheelhouse (the build context)
-  --bake-weights       download ImageNet weights into the image (best effort; see docs/container.md)
+  --no-bake-weights    do not bake ImageNet weights into the image (by default every offered backbone's
+                       torchvision ImageNet weights are baked into /opt/smcv/weights where the network allows;
+                       what cannot be downloaded is reported and the build goes on; see docs/container.md)
+  --require-weights    fail the build when any of those weights cannot be baked
+  --bake-weights       the default (kept for compatibility)
   --platform PLATFORM  target platform (default: linux/amd64, what SageMaker runs)
   -h, --help           this text
 
@@ -51,7 +55,7 @@ tasks="${ALL_TASKS}"
 base_image=""
 ca_bundle=""
 wheelhouse=""
-bake_weights=0
+bake_weights=1
 platform="linux/amd64"
 
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (see --help)"; }
@@ -68,7 +72,9 @@ while [ $# -gt 0 ]; do
         --base-image) need_value "$@"; base_image="$2"; shift ;;
         --ca-bundle) need_value "$@"; ca_bundle="$2"; shift ;;
         --wheelhouse) need_value "$@"; wheelhouse="$2"; shift ;;
-        --bake-weights) bake_weights=1 ;;
+        --bake-weights) ;;   # the default since weights are baked unless --no-bake-weights
+        --no-bake-weights) bake_weights=0 ;;
+        --require-weights) bake_weights=required ;;
         --platform) need_value "$@"; platform="$2"; shift ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -170,6 +176,33 @@ build_args=(--platform "${platform}" --file "${dockerfile}" --build-arg "BAKE_WE
 [ -n "${base_image}" ] && build_args+=(--build-arg "BASE_IMAGE=${base_image}")
 [ -n "${ca_bundle}" ] && build_args+=(--secret "id=ca_bundle,src=${ca_bundle}")
 
+# What the build baked into /opt/smcv/weights (BAKED.txt, written by containers/bake_weights.py).
+report_weights() {
+    local cid tmp baked
+    if [ "${bake_weights}" = 0 ]; then
+        log "weights: none baked (--no-bake-weights); jobs with use_pretrained_model=1 need a 'pretrained' channel or network access"
+        return 0
+    fi
+    tmp="$(mktemp -d)"
+    cid="$("${DOCKER}" create "${runtime_ref}" 2>/dev/null)" || { rm -rf "${tmp}"; log "weights: cannot inspect ${runtime_ref}"; return 0; }
+    if "${DOCKER}" cp "${cid}:/opt/smcv/weights/BAKED.txt" "${tmp}/BAKED.txt" >/dev/null 2>&1; then
+        baked="$(awk '!/^#/ && NF {print $1}' "${tmp}/BAKED.txt" | paste -sd' ' -)"
+        if [ -n "${baked}" ]; then
+            log "weights baked into /opt/smcv/weights: ${baked}"
+        else
+            log "NOTICE: no ImageNet weights could be baked (no network access to the weights server?); jobs with" \
+                "use_pretrained_model=1 need a 'pretrained' channel or network access. Rebuild with --no-cache where" \
+                "the network allows, or use --require-weights to make this an error"
+        fi
+    else
+        log "weights: ${runtime_ref} has no /opt/smcv/weights/BAKED.txt"
+    fi
+    "${DOCKER}" rm "${cid}" >/dev/null 2>&1 || true
+    rm -rf "${tmp}"
+}
+
+weights_hint=""
+[ "${bake_weights}" = required ] && weights_hint=" (with --require-weights: did bake_weights fail? see the log above)"
 start_all=$(date +%s)
 # All the work happens once, in target `runtime`; each task image is then that image plus ENV SMCV_TASK (what
 # the Dockerfile's per-task stages do), so the task images share every layer even if the sources change
@@ -178,8 +211,9 @@ runtime_ref="${name}-runtime:${version}"
 log "building ${runtime_ref} (target runtime)"
 "${DOCKER}" build "${build_args[@]}" --target runtime \
     --label "org.opencontainers.image.version=${version}" --tag "${runtime_ref}" "${root}" \
-    || die "docker build failed"
+    || die "docker build failed${weights_hint}"
 log "built ${runtime_ref} in $(( $(date +%s) - start_all )) s"
+report_weights
 for task in "${task_list[@]}"; do
     image="${name}-${task}"
     printf 'FROM %s\nENV SMCV_TASK=%s\n' "${runtime_ref}" "${task}" \

@@ -23,7 +23,10 @@ ENV_DEFAULT_ACCEPT = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 # smcv's own environment variables.
 ENV_TASK = "SMCV_TASK"
 ENV_LOG_LEVEL = "SMCV_LOG_LEVEL"
-ENV_WEIGHTS_DIR = "SMCV_WEIGHTS_DIR"
+ENV_WEIGHTS_DIR = "SMCV_WEIGHTS_DIR"  # ImageNet weights baked into the image (default /opt/smcv/weights)
+#: where missing ImageNet weights are downloaded from (torchvision's file names); downloads are cached under
+#: TORCH_HOME (torch hub's checkpoints folder)
+ENV_WEIGHTS_URL = "SMCV_WEIGHTS_URL"
 ENV_ALLOW_UNTRAINED = "SMCV_ALLOW_UNTRAINED"  # 1: serve a model saved before its first epoch finished
 ENV_SPOOL_DIR = "SMCV_SPOOL_DIR"
 ENV_CACHE_LIMIT_MB = "SMCV_CACHE_LIMIT_MB"

@@ -1,4 +1,4 @@
-"""Pretrained weights: find them in the `pretrained`/`model` channels or baked into the image, and load them."""
+"""Pretrained weights: what a job needs, where it is found (channels, baked in, cache, download), and loading."""
 
 from __future__ import annotations
 
@@ -6,20 +6,47 @@ import logging
 import os
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
 import torch
 
 from smcv.artifact import MANIFEST_FILE, MODEL_FILE
-from smcv.contract import ENV_WEIGHTS_DIR
+from smcv.contract import ENV_WEIGHTS_DIR, ENV_WEIGHTS_URL
 from smcv.errors import ConfigError
+from smcv.weight_files import base_url, cached, check_sha256, download
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS_DIR = "/opt/smcv/weights"
 PRETRAINED_CHANNELS = ("pretrained", "model")
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+#: torchvision's ImageNet files (each weights enum's DEFAULT, as bake_weights.py bakes them); the name ends in
+#: the first hex digits of the file's SHA-256
+TORCHVISION_FILES = {
+    "resnet18": "resnet18-f37072fd.pth",
+    "resnet34": "resnet34-b627a593.pth",
+    "resnet50": "resnet50-11ad3fa6.pth",
+    "resnet101": "resnet101-cd907fc2.pth",
+    "resnet152": "resnet152-f82ba261.pth",
+    "vgg16_features": "vgg16_features-amdegroot-88682ab5.pth",
+}
+
+
+@dataclass(frozen=True)
+class WeightsNeed:
+    """ImageNet weights a job needs before it reads data: what for, names to look for, the file to download."""
+
+    what: str  # for messages, e.g. "the resnet34 encoder"
+    names: tuple[str, ...]  # matched against file names in the channels and the baked-in folder, e.g. ("resnet50",)
+    file_name: Optional[str] = None  # torchvision's file (TORCHVISION_FILES); None: nothing to download
+
+
+def imagenet_need(what: str, names: Iterable[str], arch: Optional[str] = None) -> WeightsNeed:
+    """A WeightsNeed whose download is torchvision's file for `arch` (default: the first name), when one exists."""
+    names = tuple(names)
+    return WeightsNeed(what, names, TORCHVISION_FILES.get(arch or names[0]))
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -37,31 +64,64 @@ def _pick(files: list[Path], names: Iterable[str]) -> Optional[Path]:
     return None
 
 
-def find_pretrained(names: Iterable[str], channels: dict[str, Path]) -> Optional[Path]:
-    """A weights file for one of `names` (e.g. 'resnet50'): channel `pretrained`, then `model`, then baked-in."""
-    names = list(names)
+def baked_dir() -> Path:
+    """Where the image keeps baked-in weights: $SMCV_WEIGHTS_DIR, else /opt/smcv/weights."""
+    return Path(os.environ.get(ENV_WEIGHTS_DIR, DEFAULT_WEIGHTS_DIR))
+
+
+def _locate(names: list[str], channels: dict[str, Path]) -> Optional[tuple[Path, str]]:
     for channel in PRETRAINED_CHANNELS:
         if channel in channels:
             files = _weight_files(channels[channel])
             chosen = _pick(files, names) or (files[0] if len(files) == 1 else None)
             if chosen is not None:
-                return chosen
-    baked = Path(os.environ.get(ENV_WEIGHTS_DIR, DEFAULT_WEIGHTS_DIR))
-    return _pick(_weight_files(baked), names)
+                return chosen, f"the '{channel}' channel"
+    chosen = _pick(_weight_files(baked_dir()), names)
+    return (chosen, "baked into the image") if chosen is not None else None
 
 
-def require_pretrained(names: Iterable[str], channels: dict[str, Path], what: str) -> Path:
-    """Like find_pretrained, but a missing file is a ConfigError that says how to supply one."""
-    names = list(names)
-    found = find_pretrained(names, channels)
-    if found is None:
-        raise ConfigError(
-            f"use_pretrained_model is on but no pretrained weights for {what} were found. Provide a "
-            f"'pretrained' input channel holding one weights file (e.g. {names[0]}.pth, a torchvision/timm "
-            f"state_dict), build the image with BAKE_WEIGHTS=1 to bake them into {DEFAULT_WEIGHTS_DIR}, "
-            f"or set use_pretrained_model=0"
-        )
-    return found
+def find_pretrained(names: Iterable[str], channels: dict[str, Path]) -> Optional[Path]:
+    """A weights file for one of `names` (e.g. 'resnet50'): channel `pretrained`, then `model`, then baked-in."""
+    found = _locate(list(names), channels)
+    return found[0] if found else None
+
+
+def resolve_weights(need: Optional[WeightsNeed], channels: dict[str, Path]) -> Optional[Path]:
+    """The file for a need (None: none needed): channel `pretrained`, then `model`, baked in, the download cache, a
+    download. Files whose names carry a SHA-256 prefix are checked. When every source fails: a one-line ConfigError
+    naming the ways to supply the weights."""
+    if need is None:
+        return None
+    names = [n for n in (need.file_name, *need.names) if n]
+    found = _locate(names, channels)
+    if found is not None:
+        path, origin = found
+        check_sha256(path, delete=False, origin=origin)
+        log.info("pretrained weights for %s: %s (%s)", need.what, path, origin)
+        return path
+    if need.file_name is None:
+        raise missing_weights(need, f"no published file for {need.names[0]} to download")
+    path = cached(need.file_name)
+    origin = "download cache"
+    if path is None:
+        try:
+            path, origin = download(need.file_name), "downloaded"
+        except OSError as exc:
+            raise missing_weights(need, f"download of {base_url()}/{need.file_name} failed: {exc}") from exc
+    log.info("pretrained weights for %s: %s (%s)", need.what, path, origin)
+    return path
+
+
+def missing_weights(need: WeightsNeed, reason: str) -> ConfigError:
+    """The one-line error for weights that no source has: the three ways to supply them, and the way out."""
+    example = f"{need.file_name} or {need.names[0]}.pth" if need.file_name else f"{need.names[0]}.pth"
+    return ConfigError(
+        f"use_pretrained_model is on but no pretrained weights for {need.what} were found ({reason}). Supply them "
+        f"in a 'pretrained' input channel (one file, e.g. {example}, a torchvision "
+        f"state_dict), bake them into the image with build_and_push.sh (the default where the build can download "
+        f"them), or allow the job network access to {base_url()} ({ENV_WEIGHTS_URL} names a mirror); or set "
+        f"use_pretrained_model=0 to start from random weights"
+    )
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

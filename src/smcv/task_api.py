@@ -12,6 +12,7 @@ from PIL import Image
 
 from smcv.config import HyperParameters, Schema
 from smcv.errors import ConfigError
+from smcv.pretrained import WeightsNeed, model_channel_artifact, resolve_weights
 
 
 @dataclass
@@ -142,13 +143,26 @@ class Task(abc.ABC):
     def train_settings(self, hp: HyperParameters) -> TrainSettings:
         """Engine settings derived from the hyperparameters."""
 
+    def pretrained_need(self, hp: HyperParameters) -> Optional[WeightsNeed]:
+        """The ImageNet weights these hyperparameters need (None: none); smcv.train finds them before any data is read."""
+        return None
+
+    def resolve_pretrained(self, hp: HyperParameters, channels: dict[str, Path]) -> Optional[Path]:
+        """The file for pretrained_need (smcv.pretrained.resolve_weights); None when nothing is needed or the `model`
+        channel holds an smcv model (incremental training starts from it)."""
+        if model_channel_artifact(channels.get("model")) is not None:
+            return None
+        return resolve_weights(self.pretrained_need(hp), channels)
+
     @abc.abstractmethod
     def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
         """Read the channels into datasets; raise DataError with the file name on bad data."""
 
     @abc.abstractmethod
-    def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path]) -> torch.nn.Module:
-        """The network; with use_pretrained_model, weights come from smcv.pretrained (channels or baked in).
+    def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path],
+                    weights: Optional[Path] = None) -> torch.nn.Module:
+        """The network, started from `weights`: the file smcv.train resolved with resolve_pretrained (None: resolved
+        here, for callers outside smcv.train).
 
         Tasks keep no state: what the training steps need beside the network (normalisation, loss settings) goes on
         the returned model as a parameter-free `criterion` child module, read back with criterion_of(model)."""

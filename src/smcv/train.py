@@ -82,6 +82,9 @@ def run(paths: Paths, stop: StopRequest) -> int:
     task = get_task(os.environ.get(ENV_TASK, "classification"))
     hp = task.schema().resolve(read_hyperparameters(paths))
     settings = task.train_settings(hp)
+    raw_channel_config = read_input_data_config(paths)
+    channels = discover_channels(paths, raw_channel_config)
+    weights = task.resolve_pretrained(hp, channels)  # before any data is read: missing weights fail the job in seconds
     resources = read_resource_config(paths)
     device = pick_device(resources.instance_type)
     dist_utils.init(device)
@@ -91,11 +94,9 @@ def run(paths: Paths, stop: StopRequest) -> int:
     if dist_utils.is_main():
         log.info("task %s on %s (torch %s, CUDA %s, %d process(es)); hyperparameters: %s", task.name, device,
                  torch.__version__, torch.version.cuda, dist_utils.world_size(), json.dumps(hp, default=list, sort_keys=True))
-    raw_channel_config = read_input_data_config(paths)
-    channels = discover_channels(paths, raw_channel_config)
     channel_config = canonical_config(raw_channel_config)
     data = task.prepare_data(hp, channels, channel_config)
-    model = task.build_model(hp, data, channels)
+    model = task.build_model(hp, data, channels, weights)
     init_from_model_channel(task.name, model, channels)
     snapshots = paths.model_dir / "snapshots"
     trainer = Trainer(task, hp, settings, data, model, device, paths.checkpoint_dir, stop,

@@ -10,7 +10,8 @@ import torch
 from smcv import artifact
 from smcv.contract import ENV_WEIGHTS_DIR
 from smcv.errors import ConfigError
-from smcv.pretrained import find_pretrained, load_matching, model_channel_artifact, read_state_dict, require_pretrained
+from smcv.pretrained import (find_pretrained, imagenet_need, load_matching, model_channel_artifact, read_state_dict,
+                             resolve_weights)
 
 
 def net() -> torch.nn.Module:
@@ -34,7 +35,7 @@ def test_channel_before_baked_in_and_names_matched(tmp_path, monkeypatch):
 def test_missing_weights_say_how_to_supply_them(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_WEIGHTS_DIR, str(tmp_path / "none"))
     with pytest.raises(ConfigError, match="'pretrained' input channel.*resnet18.pth.*use_pretrained_model=0"):
-        require_pretrained(["resnet18"], {}, "ResNet-18")
+        resolve_weights(imagenet_need("ResNet-18", ["resnet18"]), {})
 
 
 def test_read_state_dict_unwraps_and_refuses_non_state_dicts(tmp_path):

@@ -9,9 +9,9 @@ from typing import Any, Optional
 from smcv.artifact import load_manifest
 from smcv.config import HyperParameters
 from smcv.detection.model import (SSDDetector, build_detector, count_parameters, detector_spec, freeze_base_network,
-                                  is_caffe_style, load_base_weights, pretrained_names)
+                                  is_caffe_style, load_base_weights)
 from smcv.errors import ConfigError
-from smcv.pretrained import model_channel_artifact, require_pretrained
+from smcv.pretrained import model_channel_artifact
 
 log = logging.getLogger(__name__)
 MODEL_CHANNEL = "model"
@@ -45,14 +45,11 @@ def _spec(hp: HyperParameters, weights: Optional[Path], previous: Optional[dict[
     return spec
 
 
-def build_training_model(hp: HyperParameters, channels: dict[str, Path]) -> tuple[SSDDetector, dict[str, Any]]:
-    """The SSD to train and the spec that rebuilds it for serving."""
+def build_training_model(hp: HyperParameters, channels: dict[str, Path],
+                         weights: Optional[Path]) -> tuple[SSDDetector, dict[str, Any]]:
+    """The SSD to train and the spec that rebuilds it for serving; `weights`: the base network's ImageNet file."""
     previous = previous_manifest(channels)
-    weights = None
-    if previous is None and hp.use_pretrained_model:
-        if hp.base_network == "tiny":
-            raise ConfigError("base_network 'tiny' has no pretrained weights; set use_pretrained_model=0")
-        weights = require_pretrained(pretrained_names(hp.base_network), channels, f"the {hp.base_network} base network")
+    weights = weights if previous is None else None
     spec = _spec(hp, weights, previous["detector"] if previous else None)
     model = build_detector(spec)
     if previous is not None:

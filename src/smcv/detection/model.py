@@ -17,7 +17,7 @@ from torchvision.ops import batched_nms, clip_boxes_to_image
 from smcv.detection.backbones import build_backbone
 from smcv.detection.loss import ssd_loss
 from smcv.errors import ConfigError
-from smcv.pretrained import load_matching, read_state_dict
+from smcv.pretrained import WeightsNeed, imagenet_need, load_matching, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,14 @@ def build_detector(spec: dict[str, Any]) -> SSDDetector:
 def pretrained_names(base_network: str) -> list[str]:
     """Weight file names smcv.pretrained looks for, e.g. vgg16.pth, resnet50.pth."""
     return {"vgg-16": ["vgg16", "vgg16_features", "vgg16_bn"], "resnet-50": ["resnet50"]}.get(base_network, [])
+
+
+def weights_need(base_network: str) -> WeightsNeed:
+    """The ImageNet weights of a base network: torchvision's SSD300 VGG-16 features or its ResNet-50."""
+    if base_network == "tiny":
+        raise ConfigError("base_network 'tiny' has no pretrained weights; set use_pretrained_model=0")
+    arch = "vgg16_features" if base_network == "vgg-16" else "resnet50"
+    return imagenet_need(f"the {base_network} base network", pretrained_names(base_network), arch)
 
 
 def is_caffe_style(path: Path) -> bool:

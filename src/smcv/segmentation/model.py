@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
 from smcv.errors import ConfigError
-from smcv.pretrained import load_matching, model_channel_artifact, read_state_dict, require_pretrained
+from smcv.pretrained import WeightsNeed, imagenet_need, load_matching, model_channel_artifact, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +72,25 @@ def build_network(spec: dict[str, Any]) -> torch.nn.Module:
     raise ConfigError(f"unknown segmentation architecture {arch!r} in the manifest; retrain with this smcv version")
 
 
-def load_initial_weights(model: torch.nn.Module, encoder: str, use_pretrained: bool, channels: dict[str, Path]) -> str:
-    """ImageNet encoder weights (pretrained channel or baked in); return where the start weights come from.
+def weights_need(encoder: str) -> WeightsNeed:
+    """The encoder's ImageNet weights: smp's ResNet encoders are torchvision ResNets (same files and names)."""
+    check_encoder(encoder)
+    names = dict.fromkeys([encoder, encoder.replace("-", "_"), encoder.replace("tu-", "")])
+    return imagenet_need(f"the {encoder} encoder", names)
+
+
+def load_initial_weights(model: torch.nn.Module, weights: Optional[Path], channels: dict[str, Path]) -> str:
+    """Load the encoder's ImageNet weights file, if any; return where the start weights come from.
 
     With an smcv artifact in the `model` channel nothing is loaded here: smcv.train initialises the whole network
     from it (incremental training), so no ImageNet file is needed.
     """
     if model_channel_artifact(channels.get("model")) is not None:
         return "the model channel (incremental training)"
-    if not use_pretrained:
+    if weights is None:
         return "random initialisation"
-    names = [encoder, encoder.replace("-", "_"), encoder.replace("tu-", "")]
-    path = require_pretrained(names, channels, f"the {encoder} encoder")
-    state = read_state_dict(path)
-    load_matching(model.encoder, state, strip_prefixes=("module.", "encoder."), source=path.name)
-    return path.name
+    load_matching(model.encoder, read_state_dict(weights), strip_prefixes=("module.", "encoder."), source=weights.name)
+    return weights.name
 
 
 def convert_syncbn(model: torch.nn.Module) -> torch.nn.Module:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -20,7 +20,7 @@ from smcv.config import HyperParameters, Schema
 from smcv.contract import ENV_CACHE_LIMIT_MB
 from smcv.data.spool import spool_pipe_channels
 from smcv.errors import DataError
-from smcv.pretrained import load_matching, model_channel_artifact, read_state_dict, require_pretrained
+from smcv.pretrained import WeightsNeed, imagenet_need, load_matching, read_state_dict
 from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, criterion_of, train_settings_from
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,11 @@ class ClassificationTask(Task):
         params.check(hp)
         params.warn_upscaling(hp)
         return train_settings_from(hp, beta_1=hp.beta_1, beta_2=hp.beta_2, eps=hp.eps, rho=hp.gamma, lr_scheduler="step")
+
+    def pretrained_need(self, hp: HyperParameters) -> Optional[WeightsNeed]:
+        if not hp.use_pretrained_model:
+            return None
+        return imagenet_need(f"ResNet-{hp.num_layers}", (f"resnet{hp.num_layers}", "resnet"))
 
     def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
         params.check(hp)
@@ -74,13 +79,14 @@ class ClassificationTask(Task):
             info["pos_weight"] = positive_weights(train_ds, hp.num_classes)
         return PreparedData(train_ds, val_ds, None, names, info)
 
-    def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path]) -> torch.nn.Module:
+    def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path],
+                    weights: Optional[Path] = None) -> torch.nn.Module:
         """The ResNet, carrying its TrainingCriterion (normalisation, loss) for the training and validation steps."""
         model = build_resnet(hp.num_layers, hp.num_classes, hp.image_shape[0])
-        if hp.use_pretrained_model and model_channel_artifact(channels.get("model")) is None:
-            path = require_pretrained([f"resnet{hp.num_layers}", "resnet"], channels, f"ResNet-{hp.num_layers}")
-            state = adapt_first_conv(read_state_dict(path), "conv1.weight", hp.image_shape[0])
-            load_matching(model, state, skip=("fc.",), source=path.name)
+        weights = weights or self.resolve_pretrained(hp, channels)
+        if weights is not None:
+            state = adapt_first_conv(read_state_dict(weights), "conv1.weight", hp.image_shape[0])
+            load_matching(model, state, skip=("fc.",), source=weights.name)
         normalize = GpuNormalize(*normalisation(hp.image_shape[0]))
         model.criterion = TrainingCriterion(normalize, hp.multi_label, data.info.get("pos_weight"))
         return model

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -11,11 +11,12 @@ from smcv.config import HyperParameters, Schema
 from smcv.detection.build import build_training_model
 from smcv.detection.datasets import to_device
 from smcv.detection.metrics import DetectionEvaluator
-from smcv.detection.model import build_detector
+from smcv.detection.model import build_detector, weights_need
 from smcv.detection.params import detection_schema, parse_attribute_names
 from smcv.detection.predictor import DetectionPredictor
 from smcv.detection.prepare import prepare_detection_data
 from smcv.errors import ConfigError
+from smcv.pretrained import WeightsNeed
 from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, train_settings_from
 
 
@@ -35,11 +36,15 @@ class DetectionTask(Task):
         # freeze_layer_pattern is applied to base-network names (with MXNet aliases) in build_model
         return train_settings_from(hp, lr_scheduler="step")
 
+    def pretrained_need(self, hp: HyperParameters) -> Optional[WeightsNeed]:
+        return weights_need(hp.base_network) if hp.use_pretrained_model else None
+
     def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
         return prepare_detection_data(hp, channels, channel_config, parse_attribute_names(hp.attribute_names))
 
-    def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path]) -> torch.nn.Module:
-        model, spec = build_training_model(hp, channels)
+    def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path],
+                    weights: Optional[Path] = None) -> torch.nn.Module:
+        model, spec = build_training_model(hp, channels, weights or self.resolve_pretrained(hp, channels))
         data.info["detector"] = spec
         return model
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
 from smcv.config import HyperParameters, Schema
 from smcv.data.spool import spool_pipe_channels
 from smcv.errors import DataError
+from smcv.pretrained import WeightsNeed
 from smcv.segmentation import datasets as ds
 from smcv.segmentation import params
 from smcv.segmentation.losses import SegmentationCriterion
 from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator
 from smcv.segmentation.model import (IMAGENET_MEAN, IMAGENET_STD, build_network, convert_syncbn, load_initial_weights,
-                                     network_spec)
+                                     network_spec, weights_need)
 from smcv.segmentation.predictor import SegmentationPredictor
 from smcv.segmentation.transforms import build_transform, normalize
 from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, criterion_of
@@ -38,6 +39,10 @@ class SegmentationTask(Task):
 
     def train_settings(self, hp: HyperParameters) -> TrainSettings:
         return params.train_settings(hp)
+
+    def pretrained_need(self, hp: HyperParameters) -> Optional[WeightsNeed]:
+        params.check(hp)
+        return weights_need(params.encoder_name(hp)) if hp.use_pretrained_model else None
 
     def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
         params.check(hp)
@@ -72,10 +77,11 @@ class SegmentationTask(Task):
         names = ds.class_names(hp.num_classes, train.class_names)
         return PreparedData(train_ds, val_ds, ds.collate, names, info)
 
-    def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path]) -> torch.nn.Module:
+    def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path],
+                    weights: Optional[Path] = None) -> torch.nn.Module:
         encoder = params.encoder_name(hp)
         model = build_network(network_spec(params.architecture(hp), encoder, hp.encoder_depth, hp.num_classes))
-        source = load_initial_weights(model, encoder, hp.use_pretrained_model, channels)
+        source = load_initial_weights(model, weights or self.resolve_pretrained(hp, channels), channels)
         log.info("segmentation network: %s with %s encoder, weights from %s", params.architecture(hp), encoder, source)
         model = convert_syncbn(model) if hp.syncbn else model
         model.criterion = SegmentationCriterion(hp.focal_loss_weight, hp.dice_loss_weight, hp.focal_gamma)
