@@ -14,7 +14,7 @@ from PIL import Image
 
 from smcv.cli import main as cli_main
 from smcv.local_predict import predict_file
-from tests.integration.test_server_gunicorn import free_port, wait_until_ready
+from tests.helpers.servers import free_port, wait_until_ready
 from tests.helpers.exportmodels import CLASS_NAMES, write_tiny_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

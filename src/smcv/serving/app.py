@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
 from flask import Flask, Response, jsonify, request
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException
 
 from smcv.contract import ENV_MAX_PAYLOAD_MB
@@ -167,6 +168,9 @@ def _read_body(limit_bytes: int, limit_mb: int) -> bytes:
             chunk = stream.read(min(_READ_CHUNK, limit_bytes + 1 - total))
         except OSError as exc:  # the server's read deadline passed (a stalled client), or the client went away
             raise HTTPError(408, f"the request body did not arrive: {exc}; send the whole body at once") from None
+        except ParseException as exc:  # gunicorn could not parse the body's framing (a bad chunk size or terminator)
+            raise HTTPError(400, f"the request body is malformed: {exc}; send the image bytes with a Content-Length "
+                                 "or in valid chunked encoding") from None
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
