@@ -45,9 +45,10 @@ def cmd_hyperparameters(args: argparse.Namespace) -> int:
 
 
 def cmd_algorithm_spec(args: argparse.Namespace) -> int:
-    from smcv.spec import training_specification  # imports torch (via the Task interface): only here
+    from smcv.spec import placeholder_image, training_specification  # imports torch (via Task): only here
 
-    print(json.dumps(training_specification(get_task(_task_name(args)), args.image), indent=2))
+    name = _task_name(args)
+    print(json.dumps(training_specification(get_task(name), args.image or placeholder_image(name)), indent=2))
     return 0
 
 
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
     p = sub.add_parser("algorithm-spec", help="CreateAlgorithm TrainingSpecification (JSON)")
     p.add_argument("--task")
-    p.add_argument("--image", default="<account>.dkr.ecr.<region>.amazonaws.com/smcv-classification:latest")
+    p.add_argument("--image", help="training image URI (default: the task's smcv-<task> ECR URI, account and region "
+                                   "left as placeholders)")
     p.set_defaults(func=cmd_algorithm_spec)
     for module in PLUGINS:
         try:

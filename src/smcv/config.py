@@ -30,6 +30,7 @@ class Param:
     low_inclusive: bool = True
     high_inclusive: bool = True
     help: str = ""
+    tuning: Optional[tuple[float, float]] = None  # range HPO may search when the valid range is open-ended
 
     @property
     def required(self) -> bool:
@@ -210,9 +211,9 @@ def common_training_params(defaults: dict[str, Any]) -> list[Param]:
     """Engine hyperparameters shared by all tasks, with per-task defaults."""
     d = defaults
     return [
-        Param("epochs", "int", d.get("epochs", 30), low=1, help="passes over the training data"),
+        Param("epochs", "int", d.get("epochs", 30), low=1, tuning=(1, 1000), help="passes over the training data"),
         Param("learning_rate", "float", d.get("learning_rate", 0.1), low=0, high=1, low_inclusive=False, help="initial learning rate"),
-        Param("mini_batch_size", "int", d.get("mini_batch_size", 32), low=1, help="global batch size, split across GPUs and hosts"),
+        Param("mini_batch_size", "int", d.get("mini_batch_size", 32), low=1, tuning=(1, 1024), help="global batch size, split across GPUs and hosts"),
         Param("momentum", "float", d.get("momentum", 0.9), low=0, high=1, help="momentum for sgd and nag"),
         Param("weight_decay", "float", d.get("weight_decay", 0.0001), low=0, high=1, help="L2 weight decay"),
         Param("lr_scheduler_step", "int_list", d.get("lr_scheduler_step", ()), low=1, help="epochs at which the learning rate is multiplied by lr_scheduler_factor, e.g. '10, 20'"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from smcv.engine.metrics_log import metric_definitions
 from smcv.task_api import Task
@@ -11,24 +11,44 @@ _TYPES = {"int": "Integer", "float": "Continuous", "bool": "Categorical", "str":
           "int_list": "FreeText", "shape": "FreeText"}
 
 
+def _default_text(param, default: Any) -> str:
+    if param.kind == "bool":
+        return "1" if default else "0"  # the range's own spelling: SageMaker checks defaults against it
+    if isinstance(default, (tuple, list)):
+        return ",".join(map(str, default))
+    return str(default)
+
+
+def _numeric_range(param) -> Optional[tuple[float, float]]:
+    if param.low is not None and param.high is not None:
+        return param.low, param.high
+    return param.tuning
+
+
 def _parameter(row: dict[str, Any], param) -> dict[str, Any]:
     spec: dict[str, Any] = {"Name": row["name"], "Description": (row["help"] or row["name"])[:1024],
-                            "Type": _TYPES[param.kind], "IsTunable": param.kind in ("int", "float") or bool(param.choices),
-                            "IsRequired": row["required"]}
+                            "Type": _TYPES[param.kind], "IsTunable": False, "IsRequired": row["required"]}
+    bounds = _numeric_range(param) if param.kind in ("int", "float") else None
     if param.choices:
         spec["Type"] = "Categorical"
         spec["Range"] = {"CategoricalParameterRangeSpecification": {"Values": [str(c) for c in param.choices]}}
+        spec["IsTunable"] = True
     elif param.kind == "bool":
         spec["Range"] = {"CategoricalParameterRangeSpecification": {"Values": ["0", "1"]}}
-    elif param.kind in ("int", "float") and param.low is not None and param.high is not None:
+        spec["IsTunable"] = True
+    elif bounds is not None:
         key = "IntegerParameterRangeSpecification" if param.kind == "int" else "ContinuousParameterRangeSpecification"
-        spec["Range"] = {key: {"MinValue": str(param.low), "MaxValue": str(param.high)}}
-    else:
-        spec["IsTunable"] = False
+        low, high = (int(b) for b in bounds) if param.kind == "int" else bounds
+        spec["Range"] = {key: {"MinValue": str(low), "MaxValue": str(high)}}
+        spec["IsTunable"] = True
     if not row["required"] and row["default"] is not None:
-        default = row["default"]
-        spec["DefaultValue"] = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else str(default)
+        spec["DefaultValue"] = _default_text(param, row["default"])
     return spec
+
+
+def placeholder_image(task_name: str) -> str:
+    """The ECR URI build_and_push.sh gives a task's image, with account and region left to fill in."""
+    return f"<account>.dkr.ecr.<region>.amazonaws.com/smcv-{task_name}:latest"
 
 
 def training_specification(task: Task, image: str) -> dict[str, Any]:
