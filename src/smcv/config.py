@@ -213,7 +213,7 @@ def common_training_params(defaults: dict[str, Any]) -> list[Param]:
     return [
         Param("epochs", "int", d.get("epochs", 30), low=1, tuning=(1, 1000), help="passes over the training data"),
         Param("learning_rate", "float", d.get("learning_rate", 0.1), low=0, high=1, low_inclusive=False, help="initial learning rate"),
-        Param("mini_batch_size", "int", d.get("mini_batch_size", 32), low=1, tuning=(1, 1024), help="global batch size, split across GPUs and hosts"),
+        Param("mini_batch_size", "int", d.get("mini_batch_size", 32), low=1, tuning=(1, 1024), help="batch size per host (as the built-ins), split across that host's GPUs; N hosts train with N x this batch"),
         Param("momentum", "float", d.get("momentum", 0.9), low=0, high=1, help="momentum for sgd and nag"),
         Param("weight_decay", "float", d.get("weight_decay", 0.0001), low=0, high=1, help="L2 weight decay"),
         Param("lr_scheduler_step", "int_list", d.get("lr_scheduler_step", ()), low=1, help="epochs at which the learning rate is multiplied by lr_scheduler_factor, e.g. '10, 20'"),

@@ -21,6 +21,13 @@ def local_world_size() -> int:
     return int(os.environ.get(ENV_LOCAL_WORLD_SIZE, "1"))
 
 
+def per_process_batch(host_batch: int) -> int:
+    """A process's share of mini_batch_size, which is per host as in the built-ins: split across this host's GPUs.
+
+    Across N hosts the effective batch is N x mini_batch_size (MXNet's dist_sync semantics)."""
+    return max(1, host_batch // local_world_size())
+
+
 def rank() -> int:
     """Global rank of this process."""
     return int(os.environ.get("RANK", "0"))

@@ -79,13 +79,12 @@ class Trainer:
         params = trainable_parameters(model, settings.freeze_pattern)
         self.model = self._wrap(model)
         self.optimizer = build_optimizer(params, settings)
-        world = dist_utils.world_size()
-        self.train_loader = make_loader(data.train, max(1, settings.batch_size // world), train=True,
+        self.train_loader = make_loader(data.train, dist_utils.per_process_batch(settings.batch_size), train=True,
                                         collate_fn=data.collate_fn, num_workers=settings.num_workers, device=device, seed=settings.seed)
         self.val_loader = None
         if data.validation is not None and len(data.validation) > 0:
             val_batch = settings.validation_batch_size or settings.batch_size
-            self.val_loader = make_loader(data.validation, max(1, val_batch // world), train=False, drop_last=False,
+            self.val_loader = make_loader(data.validation, dist_utils.per_process_batch(val_batch), train=False, drop_last=False,
                                           collate_fn=data.collate_fn, num_workers=settings.num_workers, device=device, seed=settings.seed)
         if len(self.train_loader) == 0:
             raise UserError(f"the training set ({len(data.train)} samples) is smaller than one batch; lower mini_batch_size")

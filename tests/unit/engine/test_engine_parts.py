@@ -153,3 +153,14 @@ def test_dataloader_workers_ignore_sigterm_and_trainer_sees_it(tmp_path):
     stop._handle(signal.SIGTERM, None)
     stop._handle(signal.SIGTERM, None)  # the same stop delivered twice (tini -g and torchrun): no abort
     assert stop.requested and stop.signal_name == "SIGTERM"
+
+
+@pytest.mark.parametrize("world, local, host_batch, expected", [
+    (1, 1, 32, 32), (4, 4, 32, 8), (8, 4, 32, 8), (16, 8, 32, 4), (2, 1, 32, 32), (8, 8, 4, 1)])
+def test_mini_batch_size_is_per_host_and_split_across_its_gpus(monkeypatch, world, local, host_batch, expected):
+    """As the built-ins: two hosts with 4 GPUs and mini_batch_size 32 give each GPU 8 (not 4) images."""
+    from smcv.engine import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local))
+    assert distributed.per_process_batch(host_batch) == expected
