@@ -94,6 +94,21 @@ def test_recordio_with_split_records(opt_ml):
     assert assert_trained(opt_ml)["data"]["train_format"] == "recordio"
 
 
+def test_pipe_mode_with_aliased_channel_names(opt_ml):
+    """Pipe-mode 'training'/'val' channels: SageMaker's FIFOs are training_0 and val_0 (no train_0 to wait for)."""
+    data_dir = opt_ml.base / "input" / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for fifo in ("training_0", "val_0"):  # regular files stand in for the FIFOs: both are read once, in order
+        with RecordWriter(data_dir / fifo) as writer:
+            for i in range(8):
+                label = i % 2
+                writer.write(pack(IRHeader(0, float(label), i, 0), png_with_magic(50 + 150 * label, 24)))
+    pipe = {"ContentType": "application/x-recordio", "TrainingInputMode": "Pipe"}
+    opt_ml.configure({**TINY_CLASSIFICATION, "num_training_samples": 8}, {"training": pipe, "val": pipe})
+    assert train_main() == 0, opt_ml.failure
+    assert assert_trained(opt_ml)["data"]["train_format"] == "recordio"
+
+
 def test_training_channel_alias_and_prediction(opt_ml, tmp_path):
     write_class_folders(opt_ml.channel("training"), 4)
     assert run_training(opt_ml) == 0

@@ -9,6 +9,8 @@ import pytest
 import torch
 from tests.helpers.segdata import TINY_HP, builtin_layout, ground_truth_manifest, jpeg_bytes, pair, png_bytes
 
+from smcv.channels import canonical_config, discover_channels
+from smcv.contract import Paths
 from smcv.data.recordio import RecordWriter
 from smcv.errors import ConfigError, DataError
 from smcv.segmentation import params
@@ -147,6 +149,21 @@ def test_pipe_mode_augmented_manifest_records(opt_ml):
     assert len(data.train) == 3 and data.info["train"]["format"] == "pipe" and data.info["binary_mask_255"] is True
     image, mask = data.train[2]
     assert image.shape == (3, 32, 32) and mask.shape == (32, 32)
+
+
+def test_pipe_mode_with_aliased_channel_names(opt_ml):
+    """'training'/'val' in Pipe mode: channel discovery maps them to train/validation and the FIFOs read are
+    training_0 and val_0, the names SageMaker gives them."""
+    for channel, count in (("training", 3), ("val", 2)):
+        records = []
+        for i in range(count):
+            image, mask = pair(i)
+            records += [jpeg_bytes(image), png_bytes(mask)]
+        _pipe(opt_ml, channel, records)
+    raw_config = {"training": {"TrainingInputMode": "Pipe"}, "val": {"TrainingInputMode": "Pipe"}}
+    channels = discover_channels(Paths(opt_ml.base), raw_config)
+    data = prepare(channels, canonical_config(raw_config))
+    assert len(data.train) == 3 and len(data.validation) == 2
 
 
 def test_pipe_mode_colour_masks_through_label_map_channel(opt_ml):
