@@ -104,6 +104,8 @@ class Predictor(abc.ABC):
 
     #: response content types, the first is the default for Accept */* or none
     response_types: tuple[str, ...] = ("application/json",)
+    #: the default in batch transform (SAGEMAKER_BATCH) when it differs, as the built-in's JSON Lines for IC
+    batch_response_type: Optional[str] = None
     #: PIL mode the server decodes request images to ("RGB", "L", ...)
     image_mode: str = "RGB"
 

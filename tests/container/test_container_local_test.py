@@ -44,7 +44,8 @@ def test_shell_scripts_round_trip(image, tmp_path):
 
 
 def test_sdk_local_mode_round_trip(image, tmp_path):
-    """SageMaker Python SDK v2 local mode: Estimator.fit, deploy, predict with its serializers, offline."""
+    """SageMaker Python SDK v2 local mode: Estimator.fit, deploy, predict with its serializers, and a Transformer
+    job whose output is {"prediction": [...]} as the built-in writes in batch transform, offline."""
     python = os.environ.get("SMCV_SDK_PYTHON")
     if not python:
         pytest.skip("SMCV_SDK_PYTHON is not set (a python with local_test/requirements-sdk.txt installed)")
@@ -62,3 +63,4 @@ def test_sdk_local_mode_round_trip(image, tmp_path):
     assert result.returncode == 0, output[-6000:]
     assert "[sdk_local_mode] OK" in output
     assert (tmp_path / "work" / "output" / "model.tar.gz").is_file()
+    assert "[sdk_local_mode] batch transform output payload.png.out" in output

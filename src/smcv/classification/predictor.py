@@ -24,6 +24,7 @@ class ClassificationPredictor(Predictor):
     """JSON list of class probabilities (default), {"prediction": [...]} for jsonlines, or a verbose form."""
 
     response_types = (JSON, JSONLINES, JSON_VERBOSE)
+    batch_response_type = JSONLINES  # the built-in answers {"prediction": [...]} lines in batch transform
 
     def __init__(self, model: torch.nn.Module, transform, normalize, mode: str, multi_label: bool,
                  class_names: list[str], device: torch.device, input_side: int = 0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
@@ -11,10 +12,10 @@ from flask import Flask, Response, jsonify, request
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException
 
-from smcv.contract import ENV_MAX_PAYLOAD_MB
+from smcv.contract import ENV_BATCH, ENV_MAX_PAYLOAD_MB
 from smcv.data.images import max_image_pixels
 from smcv.errors import HTTPError
-from smcv.serving import codecs
+from smcv.serving import codecs, records
 from smcv.serving.model_holder import ModelHolder, env_number
 
 logger = logging.getLogger("smcv.serving")
@@ -26,6 +27,15 @@ BATCH_TRANSFORM_BUDGET_MB = 100
 _READ_CHUNK = 1 << 16
 #: where create_app keeps its ModelHolder (gunicorn_conf.post_worker_init waits for it)
 HOLDER_EXTENSION = "smcv.holder"
+
+
+#: what /invocations reads: one encoded image, or JSON Lines of base64 images (batch transform, MultiRecord)
+REQUEST_TYPES = (*codecs.IMAGE_REQUEST_TYPES, *records.RECORD_REQUEST_TYPES)
+
+
+def batch_transform() -> bool:
+    """SAGEMAKER_BATCH is set to true (batch transform; SDK local mode writes 'True')."""
+    return os.environ.get(ENV_BATCH, "").strip().lower() in ("true", "1", "yes")
 
 
 def max_payload_mb() -> int:
@@ -84,18 +94,32 @@ def create_app(holder: ModelHolder, *, workers: int = 1, payload_mb: Optional[in
             return _json(HTTPError(500, f"the model failed to load: {holder.error}", model_dir=str(holder.model_dir)))
         return _json(HTTPError(503, "the model is loading; SageMaker keeps pinging until it is ready"))
 
+    in_batch = batch_transform()
+
+    def decode(data: bytes, request_type: str) -> Any:
+        return codecs.decode_request_image(data, request_type, mode=holder.image_mode, max_pixels=pixel_limit,
+                                           reduce_to=holder.input_side)
+
     @app.post("/invocations")
     def invocations() -> Any:
         predictor = holder.check_ready()  # the one readiness check of this request
         _check_declared_length(limit_bytes, limit_mb)
-        request_type = codecs.request_image_type(request.headers.get("Content-Type"))
-        response_type = codecs.negotiate(request.headers.get("Accept"), predictor.response_types)  # the one negotiation
-        options = codecs.response_options(request.headers.get("Accept"))
+        request_type = codecs.request_image_type(request.headers.get("Content-Type"), REQUEST_TYPES)
+        accept = request.headers.get("Accept")
+        default = codecs.batch_default(getattr(predictor, "batch_response_type", None), in_batch)
+        response_type = codecs.negotiate(accept, predictor.response_types, default)  # the one negotiation
+        options = codecs.response_options(accept)
+        attributes = request.headers.get(CUSTOM_ATTRIBUTES_HEADER)
+        if records.is_record_request(request_type):
+            records.check_json_answer(response_type)
         data = _read_body(limit_bytes, limit_mb)
         with _slot(slots, holder.timeout_s):
-            image = codecs.decode_request_image(data, request_type, mode=holder.image_mode, max_pixels=pixel_limit,
-                                                reduce_to=holder.input_side)
-            body = holder.run(predictor, image, response_type, request.headers.get(CUSTOM_ATTRIBUTES_HEADER), options)
+            if records.is_record_request(request_type):
+                images = records.decode_lines(data, lambda item: decode(item, "application/x-image"))
+                body = records.join_answers(holder.run_many(predictor, images, response_type, attributes, options))
+                response_type = records.JSONLINES
+            else:
+                body = holder.run(predictor, decode(data, request_type), response_type, attributes, options)
         errors.ok()
         return Response(body, status=200, content_type=response_type)
 

@@ -137,14 +137,22 @@ def _parse_q(value: str) -> float:
         return 1.0
 
 
-def request_image_type(content_type: Optional[str]) -> str:
-    """The request media type without parameters; 415 unless it is an image type the server decodes."""
+def request_image_type(content_type: Optional[str], accepted: Sequence[str] = IMAGE_REQUEST_TYPES) -> str:
+    """The request media type without parameters; 415 unless it is one of the accepted types (default: images)."""
     essence = (content_type or "").split(";", 1)[0].strip().lower()
-    if essence not in IMAGE_REQUEST_TYPES:
+    if essence not in accepted:
         shown = essence or "none"
         raise HTTPError(415, f"unsupported Content-Type {shown!r}; send the image bytes with one of the supported types",
-                        supported=list(IMAGE_REQUEST_TYPES))
+                        supported=list(accepted))
     return essence
+
+
+def batch_default(batch_type: Optional[str], batch_transform: bool) -> Optional[str]:
+    """The default answer type for a request without Accept: the task's batch type in batch transform, unless
+    SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT names one (None: the usual order)."""
+    if batch_transform and batch_type and not os.environ.get(ENV_DEFAULT_ACCEPT):
+        return batch_type
+    return None
 
 
 def negotiate(accept: Optional[str], offered: Sequence[str], default: Optional[str] = None) -> str:

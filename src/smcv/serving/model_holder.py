@@ -204,11 +204,25 @@ class ModelHolder:
     def run(self, predictor: Any, image: Image.Image, content_type: str, custom_attributes: Optional[str] = None,
             options: Optional[codecs.ResponseOptions] = None) -> bytes:
         """Preprocess, batch, predict and encode one image for a ready predictor and a negotiated content type."""
-        try:
-            tensor, meta = predictor.preprocess(image)
-        except UserError as exc:
-            raise HTTPError(400, f"cannot use this image: {exc}") from exc
-        future = self.batcher.submit(tensor)
+        return self.run_many(predictor, [image], content_type, custom_attributes, options)[0]
+
+    def run_many(self, predictor: Any, images: list[Image.Image], content_type: str,
+                 custom_attributes: Optional[str] = None, options: Optional[codecs.ResponseOptions] = None) -> list[bytes]:
+        """Like run for several images, all handed to the batcher before waiting, so they share batches."""
+        prepared = []
+        for number, image in enumerate(images, start=1):
+            try:
+                prepared.append(predictor.preprocess(image))
+            except UserError as exc:
+                where = f" (record {number})" if len(images) > 1 else ""
+                raise HTTPError(400, f"cannot use this image{where}: {exc}") from exc
+        futures = [self.batcher.submit(tensor) for tensor, _ in prepared]
+        meta_extra = {"custom_attributes": custom_attributes, "options": options}
+        return [predictor.encode(self._result(future), {**meta, **meta_extra}, content_type)
+                for future, (_, meta) in zip(futures, prepared)]
+
+    def _result(self, future: Any) -> Any:
+        """The batcher's result for one image, as an HTTPError when it timed out or failed."""
         try:
             result = future.result(timeout=self.timeout_s)
         except FutureTimeout:
@@ -218,7 +232,7 @@ class ModelHolder:
                             timeout_s=self.timeout_s) from None
         except Exception as exc:  # the batching thread has logged the traceback once for the whole batch
             raise HTTPError(500, f"inference failed: {_describe(exc)[:300]}") from exc
-        return predictor.encode(result, {**meta, "custom_attributes": custom_attributes, "options": options}, content_type)
+        return result
 
     def close(self) -> None:
         """Stop the batching thread."""
