@@ -18,8 +18,8 @@ EXPLODING_GRAD_NORM = 1e3
 #: epochs of rising validation loss (since its best) while the training loss falls
 OVERFIT_EPOCHS = 3
 OVERFIT_MARGIN = 0.01
-#: validation passes in a row in which a class got no prediction (or fewer when training ends first)
-NEVER_PREDICTED_EPOCHS = 3
+#: validation passes in a row in which a class got no prediction (at the last epoch: every pass of the job)
+NEVER_PREDICTED_EPOCHS = 5
 #: share of an epoch spent waiting for the data loader above which the GPU counts as starved
 DATA_WAIT_SHARE = 0.5
 
@@ -27,9 +27,10 @@ RULES = ("NonFiniteLoss", "LossNotDecreasing", "VanishingGradient", "ExplodingGr
          "ClassNeverPredicted", "DataWait")
 
 
-def loss_not_decreasing(interval_losses: Sequence[float], window: int = LOSS_WINDOW_INTERVALS,
+def loss_not_decreasing(interval_losses: Sequence[float], window: Optional[int] = None,
                         min_decrease: float = LOSS_MIN_DECREASE) -> Optional[tuple[float, float]]:
     """(previous window mean, last window mean) when the last window did not fall by min_decrease, else None."""
+    window = window or LOSS_WINDOW_INTERVALS
     values = [v for v in interval_losses if math.isfinite(v)]
     if len(values) < 2 * window:
         return None
@@ -39,17 +40,15 @@ def loss_not_decreasing(interval_losses: Sequence[float], window: int = LOSS_WIN
 
 
 def overfitting(train_losses: Sequence[float], val_losses: Sequence[float], epochs: int = OVERFIT_EPOCHS,
-                margin: float = OVERFIT_MARGIN) -> Optional[int]:
-    """The index of the best validation loss when it lies `epochs` or more back, validation loss has risen above it
-    by more than `margin` (relative) and training loss has fallen by more than `margin` since; else None."""
+                margin: float = OVERFIT_MARGIN) -> bool:
+    """True when validation loss rose in each of the last `epochs` epochs (by more than `margin` relative in all)
+    while training loss fell in each of them."""
     if len(val_losses) <= epochs or len(train_losses) != len(val_losses):
-        return None
-    best = min(range(len(val_losses)), key=lambda i: val_losses[i])
-    if best > len(val_losses) - 1 - epochs:
-        return None
-    rose = val_losses[-1] > val_losses[best] * (1 + margin)
-    fell = train_losses[-1] < train_losses[best] * (1 - margin)
-    return best if rose and fell else None
+        return False
+    val, train = val_losses[-epochs - 1:], train_losses[-epochs - 1:]
+    rising = all(b > a for a, b in zip(val, val[1:])) and val[-1] > val[0] * (1 + margin)
+    falling = all(b < a for a, b in zip(train, train[1:]))
+    return rising and falling
 
 
 class HealthMonitor:
@@ -62,6 +61,7 @@ class HealthMonitor:
         self.train_losses: list[float] = []
         self.val_losses: list[float] = []
         self.unpredicted: dict[int, int] = {}  # class id -> validation passes in a row without a prediction
+        self.passes = 0
 
     def _fire(self, rule: str, message: str) -> None:
         if rule not in self.fired:
@@ -103,21 +103,22 @@ class HealthMonitor:
             return
         self.train_losses.append(train_loss)
         self.val_losses.append(val_loss)
-        best = overfitting(self.train_losses, self.val_losses)
-        if best is not None:
+        if overfitting(self.train_losses, self.val_losses):
+            k = OVERFIT_EPOCHS
             self._fire("Overfitting", (
-                f"validation:loss rose from {self.val_losses[best]:.4g} to {self.val_losses[-1]:.4g} over the last "
-                f"{len(self.val_losses) - 1 - best} epochs while train:loss fell from {self.train_losses[best]:.4g} to "
-                f"{self.train_losses[-1]:.4g}: the model memorises the training set. Turn augmentation on, raise "
+                f"validation:loss rose in each of the last {k} epochs ({self.val_losses[-k - 1]:.4g} -> "
+                f"{self.val_losses[-1]:.4g}) while train:loss fell ({self.train_losses[-k - 1]:.4g} -> "
+                f"{self.train_losses[-1]:.4g}): the model memorises the training set. Turn augmentation on, raise "
                 "weight_decay, set early_stopping=1 or fewer epochs, or add training data"))
 
     def predictions(self, counts: Optional[Sequence[int]], class_names: Sequence[str], final: bool) -> None:
-        """Per-class prediction counts of one validation pass (ClassNeverPredicted)."""
+        """Per-class prediction counts of one validation pass (ClassNeverPredicted); final: the last epoch."""
         if counts is None:
             return
+        self.passes += 1
         for label, count in enumerate(counts):
             self.unpredicted[label] = self.unpredicted.get(label, 0) + 1 if count == 0 else 0
-        needed = 1 if final else NEVER_PREDICTED_EPOCHS
+        needed = min(self.passes, NEVER_PREDICTED_EPOCHS) if final else NEVER_PREDICTED_EPOCHS
         missing = [label for label, passes in self.unpredicted.items() if passes >= needed]
         if missing:
             names = ", ".join(f"{i} ({class_names[i]})" if i < len(class_names) else str(i) for i in missing)
