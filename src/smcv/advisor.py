@@ -54,7 +54,7 @@ def _augmentation(s: TrainSettings, f: AdvisorFacts) -> Optional[Finding]:
 
 
 def _class_label(f: AdvisorFacts, i: int) -> str:
-    return f"{i} ({f.class_names[i]})" if i < len(f.class_names) else str(i)
+    return f"{i} ({f.class_names[i]})" if i < len(f.class_names) and f.class_names[i] != str(i) else str(i)
 
 
 def _imbalance(s: TrainSettings, f: AdvisorFacts) -> list[Finding]:
@@ -72,7 +72,7 @@ def _imbalance(s: TrainSettings, f: AdvisorFacts) -> list[Finding]:
         if ratio >= IMBALANCE_RATIO:
             remedy = f"set {f.balance_remedy}" if f.balance_remedy else "add examples of the rare classes"
             found.append(Finding("ClassImbalance", "warning", (
-                f"classes are imbalanced {ratio:.1f}:1 in training {f.count_unit} (class {_class_label(f, big)}: {counts[big]}, "
+                f"classes are imbalanced {ratio:.1f}:1 in the training {f.count_unit} (class {_class_label(f, big)}: {counts[big]}, "
                 f"class {_class_label(f, small)}: {counts[small]}); the model may ignore the rare classes: {remedy}")))
     return found
 

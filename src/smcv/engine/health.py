@@ -121,7 +121,8 @@ class HealthMonitor:
         needed = min(self.passes, NEVER_PREDICTED_EPOCHS) if final else NEVER_PREDICTED_EPOCHS
         missing = [label for label, passes in self.unpredicted.items() if passes >= needed]
         if missing:
-            names = ", ".join(f"{i} ({class_names[i]})" if i < len(class_names) else str(i) for i in missing)
+            names = ", ".join(f"{i} ({class_names[i]})" if i < len(class_names) and class_names[i] != str(i) else str(i)
+                              for i in missing)
             self._fire("ClassNeverPredicted", (
                 f"class(es) {names} got no prediction in the last {max(self.unpredicted[i] for i in missing)} "
                 "validation pass(es). Check that the training set has enough examples of them; use "

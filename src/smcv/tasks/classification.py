@@ -111,7 +111,7 @@ class ClassificationTask(Task):
             small_input_remedy="a small-image ResNet: num_layers=20, 32, 44, 56 or 110 (e.g. num_layers=20 or 56)",
             augmented=hp.augmentation_type is not None,
             augmentation_remedy="augmentation_type=crop (or crop_color, crop_color_transform)",
-            class_counts=data.info.get("class_counts"), count_unit=f"images (a sample of {sampled})" if sampled else "images",
+            class_counts=data.info.get("class_counts"), count_unit=f"images of a sample of {sampled}" if sampled else "images",
             balanced=hp.class_balance != "none", balance_remedy="class_balance=weights or class_balance=sampling",
             class_names=list(data.class_names))
 

@@ -111,7 +111,7 @@ class SegmentationTask(Task):
         masks = data.info.get("class_pixel_counts_masks", 0)
         return AdvisorFacts(train_samples=len(data.train), augmented=bool(hp.augment), augmentation_remedy="augment=1",
                             class_counts=data.info.get("class_pixel_counts"),
-                            count_unit=f"pixels (in {masks} masks spread over the set)",
+                            count_unit=f"pixels of {masks} masks spread over the set",
                             balanced=hp.class_balance != "none", balance_remedy="class_balance=weights",
                             class_names=list(data.class_names))
 
