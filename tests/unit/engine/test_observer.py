@@ -10,9 +10,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from smcv.engine import observer
 from smcv.engine.loop import Trainer, TrainingDiverged
+from smcv.engine.progress import Progress
 from smcv.engine.signals import StopRequest
 from smcv.engine.tensorboard import open_board, tensorboard_enabled
 from smcv.task_api import TrainSettings
+from tests.unit.engine.test_progress import FakeClock
 from tests.unit.engine.test_trainer import LinearTask, make_data, make_trainer
 
 
@@ -85,3 +87,48 @@ def test_only_the_main_process_measures(tmp_path):
     assert not quiet.measuring()
     quiet.after_step(0.1)
     assert quiet.step == 0 and not (tmp_path / "tb").exists()
+
+
+def test_gradient_norms_are_measured_unscaled_with_loss_scaling(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(4, 3)
+    model(x).pow(2).mean().backward()
+    expected = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in model.parameters()])).item()
+    optimizer.zero_grad()
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    scaler.scale(model(x).pow(2).mean()).backward()
+    watcher = observer.Observer(open_board("0", None, True), model, 1, torch.device("cpu"), True, [])
+    watcher.gradients(scaler, optimizer)
+    assert observer.total_norm(watcher.grad_norms) == pytest.approx(expected, rel=1e-5)
+    before = model.weight.detach().clone()
+    scaler.step(optimizer)  # not unscaled a second time
+    torch.testing.assert_close(before - model.weight.detach(), 0.1 * model.weight.grad)
+
+
+def test_data_wait_rule_on_gpus_from_the_second_epoch(caplog):
+    model = torch.nn.Linear(3, 1)
+    on_gpu = observer.Observer(open_board("0", None, True), model, 2, torch.device("cuda"), False, [])
+    on_cpu = observer.Observer(open_board("0", None, True), model, 2, torch.device("cpu"), False, [])
+    with caplog.at_level(logging.WARNING):
+        for watcher in (on_gpu, on_cpu):
+            watcher.start_epoch(1, 0)
+            watcher.epoch_end(1, {"train:loss": 1.0}, 0.9, None, final=False)
+        assert not caplog.records  # the first epoch includes worker start-up
+        for watcher in (on_gpu, on_cpu):
+            watcher.start_epoch(2, 2)
+            watcher.epoch_end(2, {"train:loss": 0.9}, 0.9, None, final=False)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["health rule DataWait"]
+
+
+def test_progress_reports_the_data_wait_share():
+    clock = FakeClock()
+    progress = Progress(0, 1, 4, lambda line: None, clock=clock)
+    progress.start_epoch(1)
+    for step in range(1, 5):
+        clock.now += 3.0
+        progress.batch_arrived()
+        clock.now += 1.0
+        progress.step_done(step, 8, lambda: 0.0)
+    assert progress.data_wait_share() == pytest.approx(0.75)
