@@ -91,7 +91,7 @@ def train_settings_from(hp: HyperParameters, **task_specific: Any) -> TrainSetti
         early_stopping_min_epochs=hp.early_stopping_min_epochs, early_stopping_patience=hp.early_stopping_patience,
         early_stopping_tolerance=hp.early_stopping_tolerance, checkpoint_frequency=hp.checkpoint_frequency,
         num_workers=hp.num_workers, seed=hp.seed, log_interval_seconds=hp.log_interval_seconds,
-        tensorboard=hp.get("tensorboard", "auto"),
+        tensorboard=hp.tensorboard,
     )
     return TrainSettings(**{**common, **task_specific})
 
