@@ -13,6 +13,8 @@ REQUIRED = object()
 #: names SageMaker, the SDK or HPO may add; accepted and ignored
 IGNORED_PREFIXES = ("sagemaker_", "_tuning_objective_metric", "_")
 
+#: values of the shared `tensorboard` hyperparameter
+TENSORBOARD_CHOICES = ("auto", "1", "0", "true", "false")
 _TRUE = {"true", "1", "yes", "y", "t", "on"}
 _FALSE = {"false", "0", "no", "n", "f", "off"}
 
@@ -227,6 +229,9 @@ def common_training_params(defaults: dict[str, Any]) -> list[Param]:
         Param("seed", "int", 0, low=0, help="random seed"),
         Param("log_interval_seconds", "float", 30.0, low=0, help="smcv: seconds between progress lines (epoch, step, "
                                                                 "loss, images/s, data wait, ETA); 0: none"),
+        Param("tensorboard", "str", "auto", choices=TENSORBOARD_CHOICES,
+              help="smcv: TensorBoard event files in /opt/ml/output/tensorboard; auto: when that folder exists "
+                   "(SageMaker's TensorBoardOutputConfig), 1: always, 0: never"),
         Param("precision_dtype", "str", "float32", choices=("float32", "float16", "bfloat16"), help="training precision"),
         Param("amp", "bool", True, help="smcv: BF16 autocast on GPUs that support it"),
         Param("gradient_accumulation_steps", "int", 1, low=1, help="smcv: optimizer step every N mini-batches"),

@@ -98,6 +98,16 @@ class Paths:
         return self.output_dir / "data"
 
     @property
+    def tensorboard_dir(self) -> Path:
+        """SageMaker's TensorBoard output folder (synced to S3 with a TensorBoardOutputConfig)."""
+        return self.output_dir / "tensorboard"
+
+    @property
+    def advisor_file(self) -> Path:
+        """The pre-flight advisor's findings (JSON), written before the first epoch."""
+        return self.output_data_dir / "advisor.json"
+
+    @property
     def failure_file(self) -> Path:
         return self.output_dir / "failure"
 

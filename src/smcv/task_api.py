@@ -24,6 +24,7 @@ class PreparedData:
     collate_fn: Optional[Callable] = None
     class_names: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)  # task facts for the manifest (counts, formats, ...)
+    sample_weights: Optional[list[float]] = None  # per training sample: draw probabilities (class_balance=sampling)
 
 
 @dataclass
@@ -57,6 +58,26 @@ class TrainSettings:
     seed: int = 0
     freeze_pattern: Optional[str] = None
     log_interval_seconds: float = 30.0
+    tensorboard: str = "auto"  # auto | 1 | 0 (true/false accepted): event files in /opt/ml/output/tensorboard
+
+
+@dataclass
+class AdvisorFacts:
+    """What a task tells the pre-flight advisor (smcv.advisor) about its data and network; None: not known."""
+
+    train_samples: int
+    input_side: Optional[int] = None  # shorter side of the training input in pixels
+    network_depth: Optional[int] = None  # layers of the network
+    network_stride: Optional[int] = None  # total downsampling of its feature extractor (32 for ImageNet ResNets)
+    small_input_remedy: str = ""  # what to set instead for small images
+    augmented: Optional[bool] = None  # training augmentation on
+    augmentation_remedy: str = ""  # how to turn it on
+    class_counts: Optional[list[int]] = None  # training examples per class id
+    count_unit: str = "images"  # what class_counts count: images, boxes, pixels (sampled), ...
+    balanced: bool = False  # a class-imbalance remedy is on
+    balance_remedy: str = ""  # what to set against class imbalance ("" when the task has nothing)
+    class_names: list[str] = field(default_factory=list)
+    announce_classes: bool = False  # print the class id -> name map (ids a client gets back)
 
 
 def train_settings_from(hp: HyperParameters, **task_specific: Any) -> TrainSettings:
@@ -71,6 +92,7 @@ def train_settings_from(hp: HyperParameters, **task_specific: Any) -> TrainSetti
         early_stopping_min_epochs=hp.early_stopping_min_epochs, early_stopping_patience=hp.early_stopping_patience,
         early_stopping_tolerance=hp.early_stopping_tolerance, checkpoint_frequency=hp.checkpoint_frequency,
         num_workers=hp.num_workers, seed=hp.seed, log_interval_seconds=hp.log_interval_seconds,
+        tensorboard=hp.tensorboard,
     )
     return TrainSettings(**{**common, **task_specific})
 
@@ -97,6 +119,10 @@ class Evaluator(abc.ABC):
 
     def merge(self, states: list[list[Any]]) -> None:
         """Merge other ranks' states into this one."""
+
+    def prediction_counts(self) -> Optional[list[int]]:
+        """How often each class id was predicted over everything seen (after merge); None when not tracked."""
+        return None
 
 
 class Predictor(abc.ABC):
@@ -184,6 +210,10 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
         """Task facts serving needs: architecture, input size, normalisation, classes, thresholds."""
+
+    def advisor_facts(self, hp: HyperParameters, data: PreparedData) -> AdvisorFacts:
+        """Facts for the pre-flight advisor; tasks add what they know about their network and data."""
+        return AdvisorFacts(train_samples=len(data.train), class_names=list(data.class_names))
 
     def extra_metric_lines(self, metrics: dict[str, float]) -> list[str]:
         """Additional log lines in the built-in algorithm's own format (for existing log parsers)."""

@@ -17,7 +17,7 @@ from typing import Optional
 
 import torch
 
-from smcv import artifact
+from smcv import advisor, artifact
 from smcv.channels import canonical_config, discover_channels
 from smcv.contract import (ENV_ALLOW_UNTRAINED, ENV_LOG_LEVEL, ENV_TASK, Paths, read_hyperparameters, read_input_data_config, read_resource_config,
                            write_failure, write_success)
@@ -98,11 +98,13 @@ def run(paths: Paths, stop: StopRequest) -> int:
     data = task.prepare_data(hp, channels, channel_config)
     model = task.build_model(hp, data, channels, weights)
     init_from_model_channel(task.name, model, channels)
+    if dist_utils.is_main():
+        advisor.report(advisor.advise(settings, task.advisor_facts(hp, data)), paths.advisor_file)
     snapshots = paths.model_dir / "snapshots"
     trainer = Trainer(task, hp, settings, data, model, device, paths.checkpoint_dir, stop,
                       on_snapshot=lambda epoch, state: artifact.atomic_torch_save(
                           {k: v.detach().cpu() for k, v in state.items()}, snapshots / f"epoch-{epoch:04d}.pt"),
-                      emit=emit)
+                      emit=emit, tensorboard_dir=paths.tensorboard_dir)
     result = trainer.fit()
     if dist_utils.is_main():
         trained = result.epochs_completed > 0 or model_channel_artifact(channels.get("model")) is not None

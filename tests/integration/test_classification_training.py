@@ -200,3 +200,50 @@ def test_a_job_stopped_before_its_first_epoch_saves_a_model_marked_untrained(opt
     assert manifest["epochs_completed"] == 0 and manifest["trained"] is False
     assert run_training(opt_ml, num_training_samples=8) == 0
     assert artifact.load_manifest(opt_ml.model_dir)["trained"] is True
+
+
+def test_tensorboard_event_files_and_the_advisor(opt_ml, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    write_class_folders(opt_ml.channel("train"), 8)
+    write_class_folders(opt_ml.channel("validation"), 2)
+    assert run_training(opt_ml, tensorboard=1) == 0
+    assert "WARNING smcv.advisor: advisor: NoAugmentation: 16 training samples" in capsys.readouterr().out
+    advice = json.loads((opt_ml.base / "output" / "data" / "advisor.json").read_text())
+    assert [f["rule"] for f in advice["findings"]] == ["NoAugmentation"]
+    events = EventAccumulator(str(opt_ml.base / "output" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"step/loss", "step/learning_rate", "step/images_per_second", "epoch/train:loss", "epoch/validation:loss",
+            "epoch/validation:accuracy", "epoch/train:throughput", "grad_norm/total"} <= tags
+    for group in ("conv1", "layer1", "layer4", "fc"):
+        assert f"grad_norm/{group}" in tags and f"weight_norm/{group}" in tags
+    assert [e.step for e in events.Scalars("epoch/validation:loss")] == [1, 2]
+
+
+def test_health_rules_fire_for_diverging_and_stalled_runs(opt_ml, capsys, monkeypatch):
+    from smcv.engine import health
+
+    write_class_folders(opt_ml.channel("train"), 8)
+    assert run_training(opt_ml, optimizer="sgd", learning_rate=1.0) in (0, 2)  # NaN ends the job with a user error
+    out = capsys.readouterr().out
+    assert "health rule ExplodingGradient: " in out or "health rule NonFiniteLoss: " in out
+    for leftover in ("model", "checkpoints"):
+        for f in (opt_ml.base / leftover).glob("*.pt"):
+            f.unlink()
+    monkeypatch.setattr(health, "LOSS_WINDOW_INTERVALS", 2)  # one interval per epoch here: 2 windows of 2 epochs
+    assert run_training(opt_ml, learning_rate=1e-9, epochs=4) == 0
+    out = capsys.readouterr().out
+    assert out.count("health rule LossNotDecreasing: ") == 1 and "health rule ExplodingGradient" not in out
+
+
+def test_class_balance_sampling_on_imbalanced_folders(opt_ml, capsys):
+    train = opt_ml.channel("train")
+    write_class_folders(train, 10, classes=("many",))
+    write_class_folders(opt_ml.base / "few", 2, classes=("few",))
+    (opt_ml.base / "few" / "few").rename(train / "few")
+    assert run_training(opt_ml, num_training_samples=12, class_balance="sampling") == 0
+    manifest = assert_trained(opt_ml)
+    assert manifest["data"]["class_counts"] == [2, 10]
+    out = capsys.readouterr().out
+    assert "class_balance=sampling" in out and "advisor: ClassImbalance" not in out

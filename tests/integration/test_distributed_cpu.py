@@ -36,3 +36,18 @@ def test_two_processes_train_and_rank0_writes_once(opt_ml):
     assert "validation:accuracy=" in metric_lines[-1]
     manifest = artifact.load_manifest(opt_ml.model_dir)
     assert manifest["epochs_completed"] == 2 and not opt_ml.failure
+
+
+def test_two_processes_with_class_balance_sampling_and_tensorboard(opt_ml):
+    write_class_folders(opt_ml.channel("train"), 8)
+    opt_ml.configure({**TINY_CLASSIFICATION, "epochs": 2, "class_balance": "sampling", "tensorboard": 1})
+    env = {**opt_ml.env(), "SMCV_NPROC_PER_NODE": "2", "SMCV_MASTER_PORT": str(free_port())}
+    for name in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):
+        env.pop(name, None)
+    proc = subprocess.run([sys.executable, "-m", "smcv.train"], env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert len(list((opt_ml.base / "output" / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 only
+    advisor_lines = [line for line in out.splitlines() if "advisor: " in line]
+    assert advisor_lines and all("[rank 0]" in line for line in advisor_lines)
+    assert artifact.load_manifest(opt_ml.model_dir)["epochs_completed"] == 2

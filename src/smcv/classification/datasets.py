@@ -85,6 +85,16 @@ class ClassificationDataset(Dataset):
         image, target = self.cache[i] if self.cache is not None else self._load(i)
         return self.transform(image), target
 
+    def class_id(self, i: int) -> int:
+        """The (first) class id of sample i without decoding its image."""
+        if self.cache is not None:
+            return int(self.cache[i][1].reshape(-1)[0])
+        if self.items:
+            return int(self.items[i].labels[0])
+        r, k = self.index[i]
+        header, _ = unpack(self.readers[r].read_at(k), f"{self.readers[r].rec_path.name} record {k}")
+        return int(np.atleast_1d(header.label)[0])
+
     def targets(self) -> list[torch.Tensor]:
         """All targets (decodes RecordIO headers when not cached)."""
         if self.cache is not None:

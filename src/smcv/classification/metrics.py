@@ -17,15 +17,22 @@ class AccuracyEvaluator(Evaluator):
         self.correct = 0.0
         self.total = 0.0
         self.topk_correct = 0.0
+        self.predicted: Optional[torch.Tensor] = None  # predictions per class (positives for multi-label)
+
+    def _count(self, per_class: torch.Tensor) -> None:
+        per_class = per_class.detach().to("cpu", torch.int64)
+        self.predicted = per_class if self.predicted is None else self.predicted + per_class
 
     def update(self, outputs: torch.Tensor, batch: Any) -> None:
         targets = batch[1].to(outputs.device)
         if self.multi_label:
             predicted = (outputs > 0).float()
+            self._count(predicted.sum(dim=0))
             self.correct += float((predicted == targets).sum())
             self.total += targets.numel()
             return
         self.correct += float((outputs.argmax(dim=1) == targets).sum())
+        self._count(torch.bincount(outputs.argmax(dim=1), minlength=outputs.shape[1]))
         self.total += targets.numel()
         if self.top_k:
             k = min(self.top_k, outputs.shape[1])
@@ -39,10 +46,16 @@ class AccuracyEvaluator(Evaluator):
         return metrics
 
     def state(self) -> list[Any]:
-        return [self.correct, self.total, self.topk_correct]
+        return [self.correct, self.total, self.topk_correct, None if self.predicted is None else self.predicted.tolist()]
 
     def merge(self, states: list[list[Any]]) -> None:
-        for correct, total, topk in states:
+        for correct, total, topk, predicted in states:
             self.correct += correct
             self.total += total
             self.topk_correct += topk
+            if predicted is not None:
+                self._count(torch.tensor(predicted, dtype=torch.int64))
+
+    def prediction_counts(self) -> Optional[list[int]]:
+        """Validation images predicted as each class (multi-label: positive predictions per class)."""
+        return None if self.predicted is None else self.predicted.tolist()

@@ -79,13 +79,16 @@ class TrainingCriterion(nn.Module):
     build_model attaches it to the network as `criterion`; it has no parameters and its buffer is not saved
     (persistent=False), so the state_dict and the artifact stay the network's alone."""
 
-    def __init__(self, normalize: GpuNormalize, multi_label: bool, pos_weight: Optional[list[float]] = None) -> None:
+    def __init__(self, normalize: GpuNormalize, multi_label: bool, pos_weight: Optional[list[float]] = None,
+                 class_weight: Optional[list[float]] = None) -> None:
         super().__init__()
         self.normalize, self.multi_label = normalize, multi_label
         self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(pos_weight), persistent=False)
+        self.register_buffer("class_weight", None if class_weight is None else torch.tensor(class_weight),
+                             persistent=False)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         if self.multi_label:
             return nnf.binary_cross_entropy_with_logits(logits, targets, pos_weight=self.pos_weight)
-        return nnf.cross_entropy(logits, targets)
+        return nnf.cross_entropy(logits, targets, weight=self.class_weight)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from smcv.balance import CLASS_BALANCE
 from smcv.classification.model import NUM_LAYERS
 from smcv.classification.sources import FORMATS
 from smcv.classification.transforms import AUGMENTATIONS
@@ -33,6 +34,9 @@ def _params() -> list[Param]:
         Param("use_pretrained_model", "bool", False, help="start from ImageNet weights (only the last layer is re-initialised)"),
         Param("multi_label", "bool", False, help="several labels per image (multi-hot or class-id list)"),
         Param("use_weighted_loss", "bool", False, help="multi_label only: weight positives by inverse frequency"),
+        Param("class_balance", "str", "none", choices=CLASS_BALANCE,
+              help="smcv: against class imbalance: weights (inverse-frequency cross-entropy weights), sampling "
+                   "(draw images so every class comes equally often) or none (the built-in's behaviour)"),
         Param("top_k", "int", None, low=2, help="also report validation top-k accuracy"),
         Param("data_format", "str", "auto", choices=FORMATS, help="smcv: input format, sniffed by default"),
     ]
@@ -47,6 +51,9 @@ def check(hp: HyperParameters) -> None:
     """Cross-parameter rules the schema cannot express."""
     if hp.image_shape[0] not in (1, 3):
         raise ConfigError(f"image_shape {hp.image_shape}: the number of channels must be 1 (grey) or 3 (RGB)")
+    if hp.multi_label and hp.class_balance != "none":
+        raise ConfigError(f"class_balance={hp.class_balance} works on single-label data; with multi_label=1 use "
+                          "use_weighted_loss=1 (positive weights per class) and leave class_balance unset")
 
 
 def warn_upscaling(hp: HyperParameters) -> None:

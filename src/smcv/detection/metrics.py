@@ -23,6 +23,8 @@ from smcv.task_api import Evaluator
 COCO_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 COCO_RECALLS = np.linspace(0.0, 1.0, 101)
 COCO_MAX_DETECTIONS = 100
+#: a detection counts as a prediction of its class (prediction_counts) from this score on
+PREDICTED_SCORE = 0.5
 
 
 class ImageResult(NamedTuple):
@@ -124,6 +126,7 @@ class MatchAccumulator:
     def __init__(self, num_classes: int, iou_threshold: float) -> None:
         self.num_classes, self.iou_threshold = num_classes, iou_threshold
         self.positives = np.zeros(num_classes, np.int64)
+        self.predicted = np.zeros(num_classes, np.int64)  # detections per class with score >= PREDICTED_SCORE
         self.voc: list[list] = [[] for _ in range(num_classes)]
         self.coco: list[list[list]] = [[[] for _ in COCO_THRESHOLDS] for _ in range(num_classes)]
 
@@ -131,6 +134,9 @@ class MatchAccumulator:
         """Match one image's detections to its ground truth, class by class."""
         gt_labels = np.asarray(image.gt_labels, np.int64)
         det_labels = np.asarray(image.det_labels, np.int64)
+        confident = np.asarray(image.det_scores, np.float64) >= PREDICTED_SCORE
+        known = det_labels[confident & (det_labels >= 0) & (det_labels < self.num_classes)]
+        self.predicted += np.bincount(known, minlength=self.num_classes)
         for label in np.union1d(gt_labels, det_labels):
             if not 0 <= label < self.num_classes:
                 continue
@@ -151,12 +157,13 @@ class MatchAccumulator:
 
     def state(self) -> list[Any]:
         """Picklable state for gathering across ranks."""
-        return [self.positives.tolist(), self.voc, self.coco]
+        return [self.positives.tolist(), self.voc, self.coco, self.predicted.tolist()]
 
     def merge(self, state: list[Any]) -> None:
         """Add another accumulator's state."""
-        positives, voc, coco = state
+        positives, voc, coco, predicted = state
         self.positives += np.asarray(positives, np.int64)
+        self.predicted += np.asarray(predicted, np.int64)
         for label in range(self.num_classes):
             self.voc[label].extend(voc[label])
             for t in range(len(COCO_THRESHOLDS)):
@@ -201,6 +208,10 @@ class DetectionEvaluator(Evaluator):
 
     def state(self) -> list[Any]:
         return self.accumulator.state()
+
+    def prediction_counts(self) -> list[int]:
+        """Validation detections with score >= PREDICTED_SCORE (after NMS) per class id."""
+        return self.accumulator.predicted.tolist()
 
     def merge(self, states: list[list[Any]]) -> None:
         for state in states:

@@ -7,12 +7,13 @@ import multiprocessing
 import os
 import shutil
 import signal
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from smcv.engine import distributed as dist_utils
+from smcv.engine.sampling import WeightedSampler
 
 log = logging.getLogger(__name__)
 SMALL_SHM_BYTES = 1 << 30
@@ -62,12 +63,15 @@ class ShardSampler(Sampler[int]):
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, train: bool, collate_fn, num_workers: Optional[int],
-                device: torch.device, seed: int, drop_last: Optional[bool] = None) -> DataLoader:
-    """A DataLoader for one process of a possibly distributed job."""
+                device: torch.device, seed: int, drop_last: Optional[bool] = None,
+                sample_weights: Optional[Sequence[float]] = None) -> DataLoader:
+    """A DataLoader for one process of a possibly distributed job; training draws by sample_weights when given."""
     workers = default_num_workers(device) if num_workers is None else num_workers
     check_shared_memory(workers)
-    sampler = None
-    if dist_utils.is_distributed():
+    sampler: Optional[Sampler[int]] = None
+    if train and sample_weights is not None:
+        sampler = WeightedSampler(sample_weights, dist_utils.rank(), dist_utils.world_size(), seed)
+    elif dist_utils.is_distributed():
         sampler = (DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True) if train
                    else ShardSampler(len(dataset), dist_utils.rank(), dist_utils.world_size()))
     if drop_last is None:

@@ -18,10 +18,12 @@ from smcv.engine.checkpoint import load_latest, restore_rng_state, rng_state, sa
 from smcv.engine.early_stopping import EarlyStopping
 from smcv.engine.loader import close_loader, make_loader
 from smcv.engine.metrics_log import format_metric_line
+from smcv.engine.observer import Observer
 from smcv.engine.optim import build_optimizer, build_scheduler, trainable_parameters
 from smcv.engine.precision import Precision, choose_precision
 from smcv.engine.progress import Progress
 from smcv.engine.signals import StopRequest
+from smcv.engine.tensorboard import open_board
 from smcv.errors import UserError
 from smcv.task_api import PreparedData, Task, TrainSettings
 
@@ -68,7 +70,8 @@ class Trainer:
 
     def __init__(self, task: Task, hp: dict, settings: TrainSettings, data: PreparedData, model: torch.nn.Module,
                  device: torch.device, checkpoint_dir: Optional[Path], stop: StopRequest,
-                 on_snapshot: Optional[Callable[[int, dict], None]] = None, emit: Callable[[str], None] = print) -> None:
+                 on_snapshot: Optional[Callable[[int, dict], None]] = None, emit: Callable[[str], None] = print,
+                 tensorboard_dir: Optional[Path] = None) -> None:
         self.task, self.hp, self.s, self.data, self.device = task, hp, settings, data, device
         self.checkpoint_dir, self.stop, self.on_snapshot, self.emit = checkpoint_dir, stop, on_snapshot, emit
         self.precision: Precision = choose_precision(settings.precision, settings.amp, device)
@@ -80,7 +83,8 @@ class Trainer:
         self.model = self._wrap(model)
         self.optimizer = build_optimizer(params, settings)
         self.train_loader = make_loader(data.train, dist_utils.per_process_batch(settings.batch_size), train=True,
-                                        collate_fn=data.collate_fn, num_workers=settings.num_workers, device=device, seed=settings.seed)
+                                        collate_fn=data.collate_fn, num_workers=settings.num_workers, device=device,
+                                        seed=settings.seed, sample_weights=data.sample_weights)
         self.val_loader = None
         if data.validation is not None and len(data.validation) > 0:
             val_batch = settings.validation_batch_size or settings.batch_size
@@ -94,6 +98,10 @@ class Trainer:
         self.progress = Progress(settings.log_interval_seconds if dist_utils.is_main() else 0, settings.epochs,
                                  len(self.train_loader), emit)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision.needs_scaler)
+        self.observer = Observer(open_board(settings.tensorboard, tensorboard_dir, dist_utils.is_main()), model,
+                                 self.steps_per_epoch, device, self.precision.needs_scaler, data.class_names,
+                                 dist_utils.world_size(), active=dist_utils.is_main())
+        self.prediction_counts: Optional[list[int]] = None
         maximize = getattr(task, "objective_type", "Maximize") == "Maximize"
         self.early = EarlyStopping(settings.early_stopping_min_epochs, settings.early_stopping_patience,
                                    settings.early_stopping_tolerance, maximize=maximize)
@@ -154,6 +162,7 @@ class Trainer:
         seen, started, n_batches, world = 0, time.perf_counter(), len(self.train_loader), dist_utils.world_size()
         self.optimizer.zero_grad(set_to_none=True)
         self.progress.start_epoch(epoch)
+        self.observer.start_epoch(epoch, (epoch - 1) * self.steps_per_epoch)
         for i, batch in enumerate(self.train_loader):
             self.progress.batch_arrived()
             last_micro = (i + 1) % self.accum == 0 or i + 1 == n_batches
@@ -163,11 +172,15 @@ class Trainer:
                 with self.precision.autocast():
                     loss = self.task.training_loss(self.model, batch, self.device)
                 self.scaler.scale(loss / self.accum).backward()
+            self.observer.micro_batch(loss.detach().float(), batch_size_of(batch))
             if last_micro:
+                if self.observer.measuring():
+                    self.observer.gradients(self.scaler, self.optimizer)
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scheduler.step()
+                self.observer.after_step(self.optimizer.param_groups[0]["lr"])
             loss_sum += loss.detach().float()
             seen += batch_size_of(batch)
             self.progress.step_done(i + 1, batch_size_of(batch) * world, lambda: float(loss_sum / (i + 1)))
@@ -182,9 +195,9 @@ class Trainer:
         throughput = seen * world / max(elapsed, 1e-9)
         return {"train:loss": dist_utils.mean_across_ranks(mean_loss, seen, self.device), "train:throughput": throughput}
 
-    @staticmethod
-    def _check_finite(value: Any, epoch: int, step: int) -> None:
+    def _check_finite(self, value: Any, epoch: int, step: int) -> None:
         if not math.isfinite(float(value)):
+            self.observer.nonfinite_loss(float(value), epoch, step)
             raise TrainingDiverged(f"the training loss became {float(value)} at epoch {epoch}, step {step}; "
                                    "lower learning_rate, or use precision_dtype=float32")
 
@@ -208,6 +221,7 @@ class Trainer:
             evaluator.merge([s for r, s in enumerate(states) if r != dist_utils.rank()])
         metrics = {"validation:loss": dist_utils.mean_across_ranks(loss_sum / max(count, 1), count, self.device)}
         metrics.update(evaluator.compute())
+        self.prediction_counts = evaluator.prediction_counts()
         return metrics
 
     def _after_epoch(self, epoch: int, metrics: dict[str, float]) -> bool:
@@ -246,7 +260,8 @@ class Trainer:
             self.close()
 
     def close(self) -> None:
-        """Stop the data loader worker processes."""
+        """Stop the data loader worker processes; flush and close the TensorBoard event file."""
+        self.observer.close()
         close_loader(self.train_loader)
         close_loader(self.val_loader)
 
@@ -260,8 +275,11 @@ class Trainer:
                 self.emit(f"stopped by {self.stop.signal_name} during epoch {epoch}; checkpoint saved, "
                           f"a restarted job resumes from it")
                 break
+            self.prediction_counts = None
             metrics = {**stats, **self.validate()}
             completed = epoch
+            self.observer.epoch_end(epoch, metrics, self.progress.data_wait_share(), self.prediction_counts,
+                                    final=epoch == self.s.epochs)
             if self._after_epoch(epoch, metrics):
                 early_stopped = True
                 self.emit(f"early stopping after epoch {epoch}: {self.task.objective_metric} has not improved by more "

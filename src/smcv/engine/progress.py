@@ -56,6 +56,11 @@ class Progress:
         self.last_line = now
         self.emit(self._line(step, now - self.epoch_started, mean_loss()))
 
+    def data_wait_share(self) -> float:
+        """The share of the current epoch (up to its last finished step) spent waiting for the data loader."""
+        elapsed = self.step_ended - self.epoch_started
+        return self.data_wait / elapsed if elapsed > 0 else 0.0
+
     def _line(self, step: int, elapsed: float, loss: float) -> str:
         per_step = elapsed / step
         eta_epoch = per_step * (self.steps - step)

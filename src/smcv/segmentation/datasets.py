@@ -12,6 +12,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
+from smcv.balance import spread_indices
 from smcv.data.images import decode_image
 from smcv.errors import ConfigError, DataError
 from smcv.segmentation.masks import LabelMap, MaskDecoder, decide_binary_255, raw_values, read_label_map
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_MASKS = 16  # masks read at start-up to decide binary_mask_255=auto
 CHECK_PAIRS = 4  # pairs fully decoded and checked at start-up, per split
+PIXEL_COUNT_MASKS = 64  # training masks (spread over the set) whose pixels are counted per class at start-up
 
 
 class SegmentationDataset(torch.utils.data.Dataset):
@@ -137,6 +139,16 @@ def binary_255(setting: str, num_classes: int, train: Split) -> bool:
         return False
     samples = sample_raw_masks(train.source) if setting == "auto" and num_classes == 2 else []
     return decide_binary_255(setting, num_classes, samples, has_map=False)
+
+
+def pixel_counts(dataset: SegmentationDataset, num_classes: int, limit: int = PIXEL_COUNT_MASKS) -> tuple[list[int], int]:
+    """Labelled pixels per class in up to `limit` training masks spread over the set, and how many masks were read."""
+    counts = np.zeros(num_classes, np.int64)
+    picks = spread_indices(len(dataset), limit)
+    for i in picks:
+        mask = dataset.decoder.decode(*dataset.source.mask_bytes(i))
+        counts += np.bincount(mask[mask < num_classes].ravel().astype(np.int64), minlength=num_classes)[:num_classes]
+    return counts.tolist(), len(picks)
 
 
 def class_names(num_classes: int, names: dict[int, str]) -> list[str]:

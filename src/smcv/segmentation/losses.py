@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as nnf
 
@@ -10,16 +12,19 @@ from smcv.segmentation.params import IGNORE_INDEX
 DICE_SMOOTH = 1.0
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float, valid: torch.Tensor) -> torch.Tensor:
-    """Mean over labelled pixels of -(1 - p_t)^gamma log p_t (softmax focal loss; gamma 0 is cross-entropy)."""
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float, valid: torch.Tensor,
+               class_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Mean over labelled pixels of -(1 - p_t)^gamma log p_t (softmax focal loss; gamma 0 is cross-entropy);
+    with class_weight, the mean weighted by the weight of each pixel's true class (class_balance=weights)."""
     ce = nnf.cross_entropy(logits, target, ignore_index=IGNORE_INDEX, reduction="none")
     if not valid.any():
         return logits.sum() * 0.0
     ce = ce[valid]
-    if gamma == 0:
-        return ce.mean()
-    p_t = torch.exp(-ce)
-    return ((1.0 - p_t).clamp(min=0) ** gamma * ce).mean()
+    per_pixel = ce if gamma == 0 else (1.0 - torch.exp(-ce)).clamp(min=0) ** gamma * ce
+    if class_weight is None:
+        return per_pixel.mean()
+    weight = class_weight.to(per_pixel.dtype)[target[valid]]
+    return (weight * per_pixel).sum() / weight.sum().clamp(min=1e-12)
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -42,13 +47,13 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, focal_weight: float, dice_weight: float,
-                      gamma: float = 2.0) -> torch.Tensor:
+                      gamma: float = 2.0, class_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
     """focal_weight * focal + dice_weight * dice, computed in float32 (logits B,C,H,W; target B,H,W int64)."""
     logits = logits.float()
     valid = target != IGNORE_INDEX
     loss = logits.new_zeros(())
     if focal_weight:
-        loss = loss + focal_weight * focal_loss(logits, target, gamma, valid)
+        loss = loss + focal_weight * focal_loss(logits, target, gamma, valid, class_weight)
     if dice_weight:
         loss = loss + dice_weight * dice_loss(logits, target, valid)
     return loss
@@ -57,9 +62,12 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, focal_weight: 
 class SegmentationCriterion(torch.nn.Module):
     """The training loss with its weights from the hyperparameters; build_model attaches it to the network."""
 
-    def __init__(self, focal_weight: float, dice_weight: float, gamma: float) -> None:
+    def __init__(self, focal_weight: float, dice_weight: float, gamma: float,
+                 class_weight: Optional[list[float]] = None) -> None:
         super().__init__()
         self.focal_weight, self.dice_weight, self.gamma = focal_weight, dice_weight, gamma
+        self.register_buffer("class_weight", None if class_weight is None else torch.tensor(class_weight),
+                             persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return segmentation_loss(logits, target, self.focal_weight, self.dice_weight, self.gamma)
+        return segmentation_loss(logits, target, self.focal_weight, self.dice_weight, self.gamma, self.class_weight)

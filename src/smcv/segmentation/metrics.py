@@ -59,6 +59,10 @@ class ConfusionEvaluator(Evaluator):
     def compute(self) -> dict[str, float]:
         return scores(self.matrix.cpu())
 
+    def prediction_counts(self) -> list[int]:
+        """Labelled validation pixels predicted as each class (the confusion matrix's column sums)."""
+        return self.matrix.cpu().sum(dim=0).tolist()
+
     def state(self) -> list[Any]:
         return [self.matrix.cpu().tolist()]
 

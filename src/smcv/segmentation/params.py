@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from smcv.balance import CLASS_BALANCE
 from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
 from smcv.errors import ConfigError
 from smcv.segmentation.model import check_encoder, size_divisor
@@ -58,6 +59,9 @@ def _own_params() -> list[Param]:
         Param("binary_mask_255", "str", "auto", choices=("auto", "true", "false"),
               help="with num_classes=2, read mask value 255 as foreground (true), as ignore (false), or decide from the masks (auto)"),
         Param("mask_attribute", "str", None, help="label attribute of an augmented manifest (e.g. 'city-streets-ref') when it holds several -ref keys"),
+        Param("class_balance", "str", "none", choices=CLASS_BALANCE[:2],
+              help="smcv: weights: weight the focal term by inverse class pixel frequency (from a sample of the "
+                   "training masks); none: the built-in's behaviour"),
         Param("augment", "bool", True, help="random scale/crop, flip and brightness/contrast during training"),
         Param("horizontal_flip", "bool", True, help="random horizontal flips when augment is on"),
     ]
@@ -129,6 +133,9 @@ def check(hp: HyperParameters) -> None:
                           "rate, e.g. '10,20'; or use lr_scheduler='poly' or 'cosine'")
     if hp.focal_loss_weight == 0 and hp.dice_loss_weight == 0:
         raise ConfigError("focal_loss_weight and dice_loss_weight are both 0, so there is nothing to train on; set one above 0")
+    if hp.class_balance == "weights" and hp.focal_loss_weight == 0:
+        raise ConfigError("class_balance=weights weights the focal loss term, but focal_loss_weight is 0; set "
+                          "focal_loss_weight above 0 or leave class_balance unset")
     if hp.encoder_name:
         check_encoder(hp.encoder_name)
     geometry(hp)

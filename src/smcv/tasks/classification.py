@@ -10,9 +10,10 @@ from typing import Any, Optional
 import torch
 
 from smcv.classification import params
+from smcv.classification.balance import balance_data
 from smcv.classification.datasets import ClassificationDataset, positive_weights
 from smcv.classification.metrics import AccuracyEvaluator
-from smcv.classification.model import TrainingCriterion, adapt_first_conv, build_resnet
+from smcv.classification.model import SMALL_IMAGE_DEPTHS, TrainingCriterion, adapt_first_conv, build_resnet
 from smcv.classification.predictor import ClassificationPredictor
 from smcv.classification.sources import check_labels, read_split
 from smcv.classification.transforms import GpuNormalize, eval_transform, normalisation, train_transform
@@ -21,7 +22,7 @@ from smcv.contract import ENV_CACHE_LIMIT_MB
 from smcv.data.spool import spool_pipe_channels
 from smcv.errors import DataError
 from smcv.pretrained import WeightsNeed, imagenet_need, load_matching, read_state_dict
-from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, criterion_of, train_settings_from
+from smcv.task_api import AdvisorFacts, Evaluator, PreparedData, Predictor, Task, TrainSettings, criterion_of, train_settings_from
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ class ClassificationTask(Task):
         info = {"train_format": train.format, "train_samples": len(train_ds), "validation_samples": len(val_ds or [])}
         if hp.multi_label and hp.use_weighted_loss:
             info["pos_weight"] = positive_weights(train_ds, hp.num_classes)
-        return PreparedData(train_ds, val_ds, None, names, info)
+        balance, weights = balance_data(train_ds, hp.num_classes, hp.multi_label, hp.class_balance)
+        return PreparedData(train_ds, val_ds, None, names, {**info, **balance}, sample_weights=weights)
 
     def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path],
                     weights: Optional[Path] = None) -> torch.nn.Module:
@@ -88,7 +90,8 @@ class ClassificationTask(Task):
             state = adapt_first_conv(read_state_dict(weights), "conv1.weight", hp.image_shape[0])
             load_matching(model, state, skip=("fc.",), source=weights.name)
         normalize = GpuNormalize(*normalisation(hp.image_shape[0]))
-        model.criterion = TrainingCriterion(normalize, hp.multi_label, data.info.get("pos_weight"))
+        model.criterion = TrainingCriterion(normalize, hp.multi_label, data.info.get("pos_weight"),
+                                            data.info.get("class_weights"))
         return model
 
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
@@ -105,6 +108,18 @@ class ClassificationTask(Task):
         logits = model(images).float()
         evaluator.update(logits, (images, targets))
         return criterion(logits, targets)
+
+    def advisor_facts(self, hp: HyperParameters, data: PreparedData) -> AdvisorFacts:
+        sampled = data.info.get("class_counts_sample")
+        return AdvisorFacts(
+            train_samples=len(data.train), input_side=min(hp.image_shape[1:]), network_depth=hp.num_layers,
+            network_stride=4 if hp.num_layers in SMALL_IMAGE_DEPTHS else 32,
+            small_input_remedy="a small-image ResNet: num_layers=20, 32, 44, 56 or 110 (e.g. num_layers=20 or 56)",
+            augmented=hp.augmentation_type is not None,
+            augmentation_remedy="augmentation_type=crop (or crop_color, crop_color_transform)",
+            class_counts=data.info.get("class_counts"), count_unit=f"images of a sample of {sampled}" if sampled else "images",
+            balanced=hp.class_balance != "none", balance_remedy="class_balance=weights or class_balance=sampling",
+            class_names=list(data.class_names))
 
     def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
         mean, std = normalisation(hp.image_shape[0])

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import torch
 
+from smcv.balance import class_counts
 from smcv.config import HyperParameters, Schema
 from smcv.detection.build import build_training_model
 from smcv.detection.datasets import to_device
@@ -17,7 +19,7 @@ from smcv.detection.predictor import DetectionPredictor
 from smcv.detection.prepare import prepare_detection_data
 from smcv.errors import ConfigError
 from smcv.pretrained import WeightsNeed
-from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, train_settings_from
+from smcv.task_api import AdvisorFacts, Evaluator, PreparedData, Predictor, Task, TrainSettings, train_settings_from
 
 
 class DetectionTask(Task):
@@ -62,6 +64,13 @@ class DetectionTask(Task):
         losses = model.losses(outputs, anchors, targets)
         evaluator.update(model.detect(outputs, anchors, images.shape[-2], images.shape[-1]), batch[1])
         return (losses["bbox_regression"] + losses["classification"]).detach()
+
+    def advisor_facts(self, hp: HyperParameters, data: PreparedData) -> AdvisorFacts:
+        labels = getattr(data.train, "label_maps", None)
+        boxes = class_counts(np.concatenate(labels), hp.num_classes) if labels else None
+        return AdvisorFacts(train_samples=len(data.train), input_side=hp.image_shape, augmented=hp.augmentation != "none",
+                            augmentation_remedy="augmentation=ssd (or flip)", class_counts=boxes, count_unit="boxes",
+                            class_names=list(data.class_names), announce_classes=True)
 
     def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
         if "detector" not in data.info:

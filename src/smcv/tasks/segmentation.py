@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import torch
 
+from smcv.balance import inverse_frequency_weights
 from smcv.config import HyperParameters, Schema
 from smcv.data.spool import spool_pipe_channels
 from smcv.errors import DataError
@@ -21,7 +22,7 @@ from smcv.segmentation.model import (IMAGENET_MEAN, IMAGENET_STD, build_network,
                                      network_spec, weights_need)
 from smcv.segmentation.predictor import SegmentationPredictor
 from smcv.segmentation.transforms import build_transform, normalize
-from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, criterion_of
+from smcv.task_api import AdvisorFacts, Evaluator, PreparedData, Predictor, Task, TrainSettings, criterion_of
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,11 @@ class SegmentationTask(Task):
         if hp.num_training_samples is not None and hp.num_training_samples != len(train_ds):
             log.warning("num_training_samples is %d but the train channel holds %d pairs; using %d",
                         hp.num_training_samples, len(train_ds), len(train_ds))
-        info = {"train": ds.describe(train, train_ds), "binary_mask_255": binary}
+        info: dict[str, Any] = {"train": ds.describe(train, train_ds), "binary_mask_255": binary}
+        info["class_pixel_counts"], info["class_pixel_counts_masks"] = ds.pixel_counts(train_ds, hp.num_classes)
+        if hp.class_balance == "weights":
+            info["class_weights"] = inverse_frequency_weights(info["class_pixel_counts"])
+            log.info("class_balance=weights: focal-loss class weights %s", [round(w, 4) for w in info["class_weights"]])
         if validation is not None and val_ds is not None:
             info["validation"] = ds.describe(validation, val_ds)
         names = ds.class_names(hp.num_classes, train.class_names)
@@ -84,7 +89,8 @@ class SegmentationTask(Task):
         source = load_initial_weights(model, weights or self.resolve_pretrained(hp, channels), channels)
         log.info("segmentation network: %s with %s encoder, weights from %s", params.architecture(hp), encoder, source)
         model = convert_syncbn(model) if hp.syncbn else model
-        model.criterion = SegmentationCriterion(hp.focal_loss_weight, hp.dice_loss_weight, hp.focal_gamma)
+        model.criterion = SegmentationCriterion(hp.focal_loss_weight, hp.dice_loss_weight, hp.focal_gamma,
+                                                data.info.get("class_weights") if data is not None else None)
         return model
 
     def _forward(self, model: torch.nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -106,6 +112,14 @@ class SegmentationTask(Task):
         loss, logits, masks = self._forward(model, batch, device)
         evaluator.update(logits.argmax(1), masks)
         return loss
+
+    def advisor_facts(self, hp: HyperParameters, data: PreparedData) -> AdvisorFacts:
+        masks = data.info.get("class_pixel_counts_masks", 0)
+        return AdvisorFacts(train_samples=len(data.train), augmented=bool(hp.augment), augmentation_remedy="augment=1",
+                            class_counts=data.info.get("class_pixel_counts"),
+                            count_unit=f"pixels of {masks} masks spread over the set",
+                            balanced=hp.class_balance != "none", balance_remedy="class_balance=weights",
+                            class_names=list(data.class_names))
 
     def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
         spec = network_spec(params.architecture(hp), params.encoder_name(hp), hp.encoder_depth, hp.num_classes)
