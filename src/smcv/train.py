@@ -19,8 +19,9 @@ import torch
 
 from smcv import advisor, artifact
 from smcv.channels import canonical_config, discover_channels
-from smcv.contract import (ENV_ALLOW_UNTRAINED, ENV_LOG_LEVEL, ENV_TASK, Paths, read_hyperparameters, read_input_data_config, read_resource_config,
-                           write_failure, write_success)
+from smcv.contract import (ENV_ALLOW_UNTRAINED, ENV_DEVICE, ENV_LOG_LEVEL, ENV_TASK, Paths, read_hyperparameters,
+                           read_input_data_config, read_resource_config, write_failure, write_success)
+from smcv.cuda_driver import CudaFacts, cuda_facts, unusable_gpu_reason
 from smcv.engine import distributed as dist_utils
 from smcv.engine.launch import maybe_relaunch
 from smcv.engine.loader import reap_worker_processes
@@ -50,8 +51,13 @@ def emit(line: str) -> None:
     print(line, flush=True)
 
 
-def pick_device(instance_type: str) -> torch.device:
-    """cuda:LOCAL_RANK when CUDA works, else CPU; a GPU instance without CUDA is an error."""
+def pick_device(instance_type: str, facts: Optional[CudaFacts] = None) -> torch.device:
+    """cuda:LOCAL_RANK when CUDA works, else CPU; a GPU (or GPU instance) that CUDA cannot use is an error."""
+    if os.environ.get(ENV_DEVICE, "").strip().lower() == "cpu":
+        return torch.device("cpu")  # the one explicit way to run on the CPU of a GPU host
+    reason = unusable_gpu_reason(facts or cuda_facts())
+    if reason:
+        raise ConfigError(reason)
     if torch.cuda.is_available():
         device = torch.device("cuda", dist_utils.local_rank())
         torch.cuda.set_device(device)
@@ -86,14 +92,15 @@ def run(paths: Paths, stop: StopRequest) -> int:
     channels = discover_channels(paths, raw_channel_config)
     weights = task.resolve_pretrained(hp, channels)  # before any data is read: missing weights fail the job in seconds
     resources = read_resource_config(paths)
-    device = pick_device(resources.instance_type)
+    facts = cuda_facts()
+    device = pick_device(resources.instance_type, facts)
     dist_utils.init(device)
     export_threads(dist_utils.local_world_size(), "training process")
     apply_torch_threads()
     torch.manual_seed(settings.seed + dist_utils.rank())
     if dist_utils.is_main():
-        log.info("task %s on %s (torch %s, CUDA %s, %d process(es)); hyperparameters: %s", task.name, device,
-                 torch.__version__, torch.version.cuda, dist_utils.world_size(), json.dumps(hp, default=list, sort_keys=True))
+        log.info("task %s on %s (%s; %d process(es)); hyperparameters: %s", task.name, device, facts.describe(),
+                 dist_utils.world_size(), json.dumps(hp, default=list, sort_keys=True))
     channel_config = canonical_config(raw_channel_config)
     data = task.prepare_data(hp, channels, channel_config)
     model = task.build_model(hp, data, channels, weights)

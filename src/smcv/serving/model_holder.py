@@ -13,6 +13,7 @@ from typing import Any, Optional
 from PIL import Image
 
 from smcv.contract import ENV_ALLOW_UNTRAINED, ENV_DEVICE, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE, ENV_TIMEOUT
+from smcv.cuda_driver import cuda_facts, unusable_gpu_reason
 from smcv.errors import HTTPError, UserError
 from smcv.serving import codecs
 from smcv.tasks import get_task
@@ -52,6 +53,12 @@ def pick_device(worker_index: int = 0) -> Any:
     wanted = os.environ.get(ENV_DEVICE, "").strip().lower()
     if wanted and wanted != "cuda":
         return torch.device(wanted)
+    facts = cuda_facts()
+    if worker_index == 0:
+        logger.info("%s", facts.describe())
+    reason = unusable_gpu_reason(facts)
+    if reason:
+        raise UserError(reason)  # /ping answers 500 with it: never serve on the CPU of a GPU host unasked
     if torch.cuda.is_available():
         return torch.device("cuda", worker_index % torch.cuda.device_count())
     if wanted == "cuda":
