@@ -64,3 +64,22 @@ def test_sdk_local_mode_round_trip(image, tmp_path):
     assert "[sdk_local_mode] OK" in output
     assert (tmp_path / "work" / "output" / "model.tar.gz").is_file()
     assert "[sdk_local_mode] batch transform output payload.png.out" in output
+
+
+@pytest.mark.parametrize("task", ["detection", "segmentation"])
+def test_sdk_local_mode_round_trip_detection_and_segmentation(image_name, task, tmp_path):
+    """The same SDK v2 round trip for the other built-ins: detection from a Ground Truth manifest, segmentation from
+    the four channels and a label map; Estimator.fit, deploy, predict with the SDK's serializers, a Transformer job."""
+    python = os.environ.get("SMCV_SDK_PYTHON")
+    if not python:
+        pytest.skip("SMCV_SDK_PYTHON is not set (a python with local_test/requirements-sdk.txt installed)")
+    image = f"{image_name}-{task}:latest"
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("AWS_") or key in ("AWS_DEFAULT_REGION", "AWS_REGION")}  # no credentials
+    result = subprocess.run([python, str(LOCAL_TEST / "sdk_local_mode.py"), "--image", image, "--task", task,
+                             "--epochs", "1", "--test-dir", str(tmp_path / "test_dir"),
+                             "--work-dir", str(tmp_path / "work"), "--port", str(free_port())],
+                            env=env, capture_output=True, text=True, timeout=900)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert "[sdk_local_mode] OK" in output and "[sdk_local_mode] batch transform output payload.png.out" in output
