@@ -175,7 +175,7 @@ def _line_item(obj: dict, where: str, search_dirs: Sequence[Path], rules: LabelR
     try:
         path = resolve_ref(obj[image], search_dirs)
     except DataError as exc:
-        raise DataError(f"{where}: {exc}") from None
+        raise DataError(f"{where}: {exc.args[0]}") from None
     return FileItem(path, labels, where), names_from_metadata(obj.get(label + METADATA_SUFFIX), labels, rules.multi_label)
 
 
@@ -185,7 +185,7 @@ def manifest_items(manifests: Sequence[Path], search_dirs: Sequence[Path],
     items: list[FileItem] = []
     names: dict[int, str] = {}
     for manifest in manifests:
-        dirs = [manifest.parent, *search_dirs]
+        dirs = list(dict.fromkeys([manifest.parent, *search_dirs]))
         for lineno, obj in read_numbered_manifest(manifest):
             item, found = _line_item(obj, f"{manifest}, line {lineno}", dirs, rules)
             items.append(item)
