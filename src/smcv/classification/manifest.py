@@ -26,7 +26,7 @@ CLASS_ID_HINT = ("set label-format=class-id in the channel's ContentType "
 
 @dataclass(frozen=True)
 class LabelRules:
-    """How one channel's manifest labels are read: hyperparameters, plus the channel's ContentType and AttributeNames."""
+    """How one channel's manifest labels are read: hyperparameters, the channel's ContentType and AttributeNames."""
 
     num_classes: int
     multi_label: bool
@@ -164,19 +164,24 @@ def _attributes(obj: dict, rules: LabelRules) -> tuple[Optional[str], Optional[s
     return image, candidates[0] if len(candidates) == 1 else None
 
 
-def _line_item(obj: dict, where: str, search_dirs: Sequence[Path], rules: LabelRules) -> tuple[FileItem, dict[int, str]]:
+def _line_item(obj: dict, where: str, search_dirs: Sequence[Path],
+               rules: LabelRules) -> tuple[FileItem, dict[int, str]]:
     image, label = _attributes(obj, rules)
     keys = ", ".join(sorted(obj)) or "none"
     if image is None or image not in obj:
         raise DataError(f"{where}: no image attribute {image or 'source-ref'!r} (keys: {keys}); {ATTRIBUTES_HINT}")
     if label is None or label not in obj:
-        raise DataError(f"{where}: no label attribute{f' {label!r}' if label else ''} (keys: {keys}); {ATTRIBUTES_HINT}")
+        named = f" {label!r}" if label else ""
+        failed = [v["failure-reason"] for v in obj.values() if isinstance(v, dict) and v.get("failure-reason")]
+        fix = f"labelling failed ({failed[0]}): remove the line" if failed else ATTRIBUTES_HINT
+        raise DataError(f"{where}: no label attribute{named} (keys: {keys}); {fix}")
     labels = parse_label(obj[label], rules, where)
     try:
         path = resolve_ref(obj[image], search_dirs)
     except DataError as exc:
         raise DataError(f"{where}: {exc.args[0]}") from None
-    return FileItem(path, labels, where), names_from_metadata(obj.get(label + METADATA_SUFFIX), labels, rules.multi_label)
+    names = names_from_metadata(obj.get(label + METADATA_SUFFIX), labels, rules.multi_label)
+    return FileItem(path, labels, where), names
 
 
 def manifest_items(manifests: Sequence[Path], search_dirs: Sequence[Path],

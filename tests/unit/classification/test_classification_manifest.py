@@ -107,6 +107,10 @@ def test_ground_truth_job_attribute_and_attribute_names(tmp_path):
     assert data.train.targets()[0].item() == 0
     with pytest.raises(DataError, match=r"x\.manifest, line 1: no label attribute 'nope'.*attribute_names"):
         prepare({"train": channel}, attribute_names="source-ref,nope")
+    failed = {"source-ref": "s3://b/a.png", "my-job-metadata": {"failure-reason": "ClientError: timed out"}}
+    (channel / "x.manifest").write_text(json.dumps(failed) + "\n")
+    with pytest.raises(DataError, match=r"line 1: no label attribute .*labelling failed \(ClientError: timed out\)"):
+        prepare({"train": channel}, num_training_samples=1)
 
 
 def test_conflicting_class_names_are_an_error(tmp_path):
