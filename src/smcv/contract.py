@@ -147,6 +147,12 @@ def read_hyperparameters(paths: Paths) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
 
 
+#: inputdataconfig.json channel keys read beside TrainingInputMode
+CHANNEL_CONTENT_TYPE = "ContentType"
+CHANNEL_ATTRIBUTE_NAMES = "AttributeNames"  # an augmented manifest's attributes, when SageMaker passes them
+CHANNEL_RECORD_WRAPPER = "RecordWrapperType"
+
+
 def read_input_data_config(paths: Paths) -> dict[str, dict]:
     """Channel name to channel metadata (ContentType, TrainingInputMode, ...)."""
     data = _read_json(paths.inputdataconfig_file, default={})

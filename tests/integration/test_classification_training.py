@@ -16,7 +16,8 @@ from smcv.data.lst import LstEntry, write_lst
 from smcv.data.recordio import MAGIC, IRHeader, RecordWriter, iter_records, pack
 from smcv.local_predict import predict_file
 from smcv.train import main as train_main
-from tests.helpers.classdata import TINY_CLASSIFICATION, write_class_folders, write_image
+from tests.helpers.classdata import (TINY_CLASSIFICATION, write_class_folders, write_image, write_manifest,
+                                    write_pipe_manifest)
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +110,32 @@ def test_pipe_mode_with_aliased_channel_names(opt_ml):
     assert assert_trained(opt_ml)["data"]["train_format"] == "recordio"
 
 
+def test_ground_truth_manifest_in_file_mode(opt_ml):
+    """s3:// references resolved to the channel's files; class names from class-metadata reach the model."""
+    write_manifest(opt_ml.channel("train"), 4)
+    write_manifest(opt_ml.channel("validation"), 2, name="validation.jsonl")
+    assert run_training(opt_ml, num_training_samples=8) == 0, opt_ml.failure
+    manifest = assert_trained(opt_ml)
+    assert manifest["class_names"] == ["cat", "dog"] and manifest["data"]["train_format"] == "manifest"
+    assert manifest["data"]["train_samples"] == 8 and manifest["data"]["validation_samples"] == 4
+    body, _ = predict_file(opt_ml.model_dir, opt_ml.channel("train") / "images" / "dog0.png", "application/json;verbose")
+    assert json.loads(body)["labels"] == ["cat", "dog"]
+
+
+def test_ground_truth_manifest_in_pipe_mode(opt_ml):
+    """Pipe mode, RecordWrapperType RecordIO: image and label records alternate in the 'training_0' and
+    'validation_0' FIFOs (plain files here), spooled once."""
+    data_dir = opt_ml.base / "input" / "data"
+    write_pipe_manifest(data_dir / "training_0", ["0", "1"] * 4)
+    write_pipe_manifest(data_dir / "validation_0", ["0", "1"])
+    pipe = {"ContentType": "application/x-recordio", "TrainingInputMode": "Pipe", "RecordWrapperType": "RecordIO",
+            "AttributeNames": ["source-ref", "class"]}
+    opt_ml.configure({**TINY_CLASSIFICATION, "num_training_samples": 8}, {"training": pipe, "validation": pipe})
+    assert train_main() == 0, opt_ml.failure
+    manifest = assert_trained(opt_ml)
+    assert manifest["data"]["train_format"] == "manifest" and manifest["data"]["validation_samples"] == 2
+
+
 def test_training_channel_alias_and_prediction(opt_ml, tmp_path):
     write_class_folders(opt_ml.channel("training"), 4)
     assert run_training(opt_ml) == 0
@@ -125,6 +152,7 @@ def test_training_channel_alias_and_prediction(opt_ml, tmp_path):
     ("empty", "channel 'train'"),
     ("corrupt", "bad.png"),
     ("classes", "num_classes"),
+    ("manifest", "train.manifest, line 2: cannot find s3://bucket/job/images/cat1.png locally"),
 ])
 def test_failure_file_for_bad_data(opt_ml, setup, fragment):
     if setup == "empty":
@@ -134,6 +162,9 @@ def test_failure_file_for_bad_data(opt_ml, setup, fragment):
         (opt_ml.channel("train") / "normal" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     elif setup == "classes":
         write_class_folders(opt_ml.channel("train"), 2, classes=("a", "b", "c"))
+    elif setup == "manifest":
+        write_manifest(opt_ml.channel("train"), 2)
+        (opt_ml.channel("train") / "images" / "cat1.png").unlink()
     elif setup == "missing":
         opt_ml.channel("validation")
         write_class_folders(opt_ml.channel("validation"), 1)

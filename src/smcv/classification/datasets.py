@@ -1,4 +1,4 @@
-"""Classification datasets over image files or RecordIO records, with an optional decode-once uint8 cache."""
+"""Classification datasets over image files, RecordIO records or spooled manifest records, with a decode-once cache."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as F
 
-from smcv.classification.sources import FileItem
+from smcv.classification.samples import FileItem
 from smcv.data.images import decode_image
 from smcv.data.recordio import IndexedRecordReader, index_beside, unpack
 from smcv.errors import DataError
@@ -44,13 +44,15 @@ def image_to_tensor(image) -> torch.Tensor:
 
 
 class ClassificationDataset(Dataset):
-    """Samples (uint8 image, target) from files or RecordIO, transformed on access."""
+    """Samples (uint8 image, target) from files, RecordIO or spooled manifest records, transformed on access."""
 
     def __init__(self, items: list[FileItem], rec_files: list[Path], mode: str, num_classes: int, multi_label: bool,
                  transform: Callable, cache_limit_bytes: int = 0) -> None:
         self.items, self.mode, self.num_classes, self.multi_label = items, mode, num_classes, multi_label
         self.transform = transform
         self.readers = [IndexedRecordReader(rec, index_beside(rec)) for rec in rec_files]
+        spooled = {item.path for item in items if item.record is not None}  # Pipe-mode manifest records
+        self.item_readers = {rec: IndexedRecordReader(rec, index_beside(rec)) for rec in spooled}
         self.index: list[tuple[int, int]] = [(r, i) for r, reader in enumerate(self.readers) for i in range(len(reader))]
         self.cache: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None
         if cache_limit_bytes and len(self) and self._estimate_bytes() <= cache_limit_bytes:
@@ -62,8 +64,11 @@ class ClassificationDataset(Dataset):
     def _load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.items:
             item = self.items[i]
-            image = decode_image(_read(item.path), str(item.path), mode=self.mode)
             where = f"{item.path.name} ({item.origin})" if item.origin else item.path.name
+            if item.record is None:
+                image = decode_image(_read(item.path), str(item.path), mode=self.mode)
+            else:
+                image = decode_image(self.item_readers[item.path].read_at(item.record), where, mode=self.mode)
             return image_to_tensor(image), to_target(item.labels, self.num_classes, self.multi_label, where)
         r, k = self.index[i]
         source = f"{self.readers[r].rec_path.name} record {k}"

@@ -9,6 +9,7 @@ from smcv.classification.model import NUM_LAYERS
 from smcv.classification.sources import FORMATS
 from smcv.classification.transforms import AUGMENTATIONS
 from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
+from smcv.data.manifest import parse_attribute_names
 from smcv.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ def _params() -> list[Param]:
                    "(draw images so every class comes equally often) or none (the built-in's behaviour)"),
         Param("top_k", "int", None, low=2, help="also report validation top-k accuracy"),
         Param("data_format", "str", "auto", choices=FORMATS, help="smcv: input format, sniffed by default"),
+        Param("attribute_names", "str", None,
+              help="smcv: augmented-manifest attributes, the image then the label, e.g. '[\"source-ref\", \"class\"]' "
+                   "(default: the channel's AttributeNames, else source-ref and class)"),
     ]
 
 
@@ -51,6 +55,7 @@ def check(hp: HyperParameters) -> None:
     """Cross-parameter rules the schema cannot express."""
     if hp.image_shape[0] not in (1, 3):
         raise ConfigError(f"image_shape {hp.image_shape}: the number of channels must be 1 (grey) or 3 (RGB)")
+    parse_attribute_names(hp.attribute_names)
     if hp.multi_label and hp.class_balance != "none":
         raise ConfigError(f"class_balance={hp.class_balance} works on single-label data; with multi_label=1 use "
                           "use_weighted_loss=1 (positive weights per class) and leave class_balance unset")

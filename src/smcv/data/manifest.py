@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, Optional
 
 from smcv.data.recordio import iter_records
 from smcv.errors import ConfigError, DataError
@@ -14,9 +14,9 @@ from smcv.errors import ConfigError, DataError
 _MAX_LISTED = 8
 
 
-def read_manifest(path: str | os.PathLike) -> list[dict]:
-    """The JSON objects of a manifest, one per non-blank line; bad JSON raises DataError with file and line."""
-    objects: list[dict] = []
+def read_numbered_manifest(path: str | os.PathLike) -> list[tuple[int, dict]]:
+    """(line number, JSON object) for each non-blank line; bad JSON raises DataError with file and line."""
+    objects: list[tuple[int, dict]] = []
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -33,8 +33,34 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
                             f"an augmented manifest holds one JSON object per line") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}, line {lineno}: expected a JSON object, got {type(obj).__name__}")
-        objects.append(obj)
+        objects.append((lineno, obj))
     return objects
+
+
+def read_manifest(path: str | os.PathLike) -> list[dict]:
+    """The JSON objects of a manifest, one per non-blank line; bad JSON raises DataError with file and line."""
+    return [obj for _, obj in read_numbered_manifest(path)]
+
+
+def parse_attribute_names(value: object, label: str = "label") -> Optional[list[str]]:
+    """An attribute_names setting (JSON list or comma-separated names; image attribute first), or None if unset."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        names: object = list(value)
+        text = json.dumps(names)
+    else:
+        text = str(value).strip()
+        if not text:
+            return None
+        try:
+            names = json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",")]
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"attribute_names {text!r} is not a JSON list ({exc}); use "
+                              f"'[\"source-ref\", \"{label}\"]'") from None
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"attribute_names must list the image attribute then the {label} attribute, got {text!r}")
+    return names
 
 
 def _key_parts(ref: str) -> tuple[str, ...]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 from smcv.config import REQUIRED, Param, Schema, common_training_params
+from smcv.data.manifest import parse_attribute_names as manifest_attribute_names
 from smcv.detection.backbones import BASE_NETWORKS
 from smcv.detection.sources import DATA_FORMATS
 from smcv.detection.transforms import AUGMENTATIONS
-from smcv.errors import ConfigError
 
 DEFAULTS = {"epochs": 30, "learning_rate": 0.001, "mini_batch_size": 32, "momentum": 0.9, "weight_decay": 0.0005,
             "lr_scheduler_factor": 0.1}
@@ -40,13 +39,4 @@ def detection_schema() -> Schema:
 
 def parse_attribute_names(value: Optional[str]) -> Optional[list[str]]:
     """The attribute_names hyperparameter: a JSON list or comma-separated names."""
-    if value is None or not str(value).strip():
-        return None
-    text = str(value).strip()
-    try:
-        names = json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",")]
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"attribute_names {text!r} is not a JSON list ({exc}); use '[\"source-ref\", \"bounding-box\"]'") from None
-    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) and n for n in names):
-        raise ConfigError(f"attribute_names must list the image attribute then the bounding-box attribute, got {text!r}")
-    return names
+    return manifest_attribute_names(value, label="bounding-box")

@@ -12,10 +12,11 @@ import torch
 from smcv.classification import params
 from smcv.classification.balance import balance_data
 from smcv.classification.datasets import ClassificationDataset, positive_weights
+from smcv.classification.manifest import label_rules
 from smcv.classification.metrics import AccuracyEvaluator
 from smcv.classification.model import SMALL_IMAGE_DEPTHS, TrainingCriterion, adapt_first_conv, build_resnet
 from smcv.classification.predictor import ClassificationPredictor
-from smcv.classification.sources import check_labels, read_split
+from smcv.classification.sources import Split, check_labels, class_names_for, read_split
 from smcv.classification.transforms import GpuNormalize, eval_transform, normalisation, train_transform
 from smcv.config import HyperParameters, Schema
 from smcv.contract import ENV_CACHE_LIMIT_MB
@@ -50,14 +51,8 @@ class ClassificationTask(Task):
 
     def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
         params.check(hp)
-        channels = {**channels, **{name: rec.parent for name, rec in spool_pipe_channels(channels, channel_config).items()}}
-        if "train" not in channels:
-            raise DataError(f"the 'train' channel is missing (channels present: {sorted(channels) or 'none'}); "
-                            "the classification algorithm needs 'train' and optionally 'validation' "
-                            "(plus 'train_lst'/'validation_lst' for .lst input)")
-        train = read_split("train", channels, hp.data_format)
-        validation = read_split("validation", channels, hp.data_format, train.class_names) if "validation" in channels else None
-        names = train.class_names or [str(i) for i in range(hp.num_classes)]
+        train, validation = _read_splits(hp, channels, channel_config, spool_pipe_channels(channels, channel_config))
+        names = class_names_for(hp.num_classes, train, validation)
         if train.format == "folders" and len(names) != hp.num_classes:
             raise DataError(f"the train channel has {len(names)} class folders ({', '.join(names)}) but num_classes "
                             f"is {hp.num_classes}; set num_classes={len(names)}")
@@ -140,6 +135,25 @@ class ClassificationTask(Task):
                                        GpuNormalize(norm["mean"], norm["std"]), mode, bool(manifest.get("multi_label")),
                                        list(manifest.get("class_names") or []), device,
                                        input_side=max(int(manifest.get("resize") or 0), *shape[1:]))
+
+
+def _read_splits(hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict],
+                 pipe: dict[str, Path]) -> tuple[Split, Optional[Split]]:
+    """The train split and the optional validation split, from File-mode folders or spooled Pipe-mode records."""
+    if "train" not in channels and "train" not in pipe:
+        raise DataError(f"the 'train' channel is missing (channels present: {sorted(channels) or 'none'}); "
+                        "the classification algorithm needs 'train' and optionally 'validation' "
+                        "(plus 'train_lst'/'validation_lst' for .lst input)")
+
+    def read(name: str, class_names: Optional[list[str]] = None) -> Split:
+        config = channel_config.get(name, {})
+        rules = label_rules(hp.num_classes, hp.multi_label, hp.attribute_names, config)
+        return read_split(name, channels, hp.data_format, class_names, rules=rules, pipe=pipe.get(name),
+                          channel_config=config)
+
+    train = read("train")
+    has_validation = "validation" in channels or "validation" in pipe
+    return train, read("validation", train.class_names) if has_validation else None
 
 
 def _to_device(batch: Any, device: torch.device, criterion: TrainingCriterion) -> tuple[torch.Tensor, torch.Tensor]:
