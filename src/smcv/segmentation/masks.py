@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import numpy as np
-from PIL import Image
 
 from smcv.data.images import ImageTooLargeError, decode_reason, open_image
 from smcv.errors import DataError
