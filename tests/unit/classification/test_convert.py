@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from smcv.cli import main
 from smcv.data.lst import read_lst
 from smcv.data.recordio import IndexedRecordReader, unpack
 from smcv.errors import UserError
-from tests.helpers.classdata import write_class_folders
+from tests.helpers.classdata import write_class_folders, write_image, write_manifest
 
 
 def _folders(root: Path) -> None:
@@ -72,3 +73,43 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "no images with extensions .jpeg .jpg .png under" in capsys.readouterr().out
     assert main(["convert-classification", "--root", str(tmp_path / "missing"), "--output", str(tmp_path / "x")]) == 2
     assert "is not a folder" in capsys.readouterr().out
+
+
+def test_a_ground_truth_manifest_converts_with_its_class_names(tmp_path, capsys):
+    manifest = write_manifest(tmp_path / "gt", per_class=3, classes=("normal", "pneumonia"))
+    out = tmp_path / "out" / "gt"
+    assert main(["convert-classification", "--manifest", str(manifest), "--output", str(out), "--no-shuffle"]) == 0
+    printed = capsys.readouterr().out
+    assert "class 0: normal" in printed and "class 1: pneumonia" in printed and "gt.rec: 6 images" in printed
+    lst = read_lst(f"{out}.lst")
+    assert [e.labels[0] for e in lst] == [0.0] * 3 + [1.0] * 3  # the manifest's line order and labels
+    assert [Path(e.path).name for e in lst] == [f"normal{i}.png" for i in range(3)] + [f"pneumonia{i}.png" for i in range(3)]
+    reader = IndexedRecordReader(f"{out}.rec", f"{out}.idx")
+    header, payload = unpack(reader.read_at(3), "test")
+    assert header.label == 1.0 and payload[:2] == b"\xff\xd8"  # re-encoded as JPEG, as im2rec does
+
+
+def test_a_multi_label_manifest_packs_multi_hot_labels(tmp_path):
+    folder = tmp_path / "gt"
+    lines = []
+    for i, ids in enumerate(([0, 2], [1], [2])):
+        write_image(folder / f"x{i}.png", 100)
+        lines.append(json.dumps({"source-ref": f"s3://b/x{i}.png", "labels": ids}))
+    (folder / "multi.manifest").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "m"
+    assert main(["convert-classification", "--manifest", str(folder / "multi.manifest"), "--output", str(out),
+                 "--no-shuffle", "--multi-label", "--num-classes", "3", "--label-format", "class-id",
+                 "--attribute-names", '["source-ref", "labels"]']) == 0
+    assert [e.labels for e in read_lst(f"{out}.lst")] == [(1.0, 0.0, 1.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)]
+    header, _ = unpack(IndexedRecordReader(f"{out}.rec", f"{out}.idx").read_at(0), "test")
+    assert list(header.label) == [1.0, 0.0, 1.0]
+
+
+def test_manifest_errors_are_one_line(tmp_path, capsys):
+    manifest = write_manifest(tmp_path / "gt", per_class=1)
+    (tmp_path / "gt" / "images" / "dog0.png").unlink()
+    assert main(["convert-classification", "--manifest", str(manifest), "--output", str(tmp_path / "x")]) == 2
+    assert "line 2" in capsys.readouterr().out
+    assert main(["convert-classification", "--manifest", str(manifest), "--output", str(tmp_path / "x"),
+                 "--multi-label"]) == 2
+    assert "--num-classes" in capsys.readouterr().out
