@@ -15,8 +15,8 @@ TINY = {
     "classification": {"num_classes": "3", "num_training_samples": "6", "num_layers": "18", "image_shape": "3,32,32"},
     "detection": {"num_classes": "2", "num_training_samples": "4", "base_network": "tiny", "image_shape": "300",
                   "use_pretrained_model": "0", "detections_per_image": "20"},
-    "segmentation": {"num_classes": "3", "encoder_name": "resnet18", "encoder_depth": "3", "image_size": "64",
-                     "use_pretrained_model": "0"},
+    "segmentation": {"num_classes": "3", "algorithm": "unet", "encoder_name": "resnet18", "encoder_depth": "3",
+                     "image_size": "64", "use_pretrained_model": "0"},
 }
 CLASS_NAMES = {"classification": ["cat", "dog", "bird"], "detection": ["car", "person"],
                "segmentation": ["background", "road", "sky"]}
