@@ -128,6 +128,7 @@ def check_network(hp: HyperParameters) -> None:
 
 
 def _check_fcn(hp: HyperParameters) -> None:
+    """FCN takes ResNet-50/101 and no UNet-only setting."""
     if encoder_name(hp) not in FCN_BUILDERS:
         given = f"encoder_name={hp.encoder_name!r}" if hp.encoder_name else f"backbone={hp.backbone!r}"
         raise ConfigError(f"algorithm=fcn (the default, as in the built-in) is torchvision's FCN on a dilated "
