@@ -4,7 +4,7 @@ Usage: python bake_weights.py --dest DIR [--mode 1|required] [--base-url URL] SP
 
 SPEC is a torchvision model name, optionally with an entry of its weights enum (resnet50, vgg16:IMAGENET1K_FEATURES;
 default entry DEFAULT), or a file name as torchvision publishes it (resnet18-f37072fd.pth). Files keep torchvision's
-names, which smcv.pretrained matches by model name; the segmentation UNet's resnet34 encoder uses the resnet34 file.
+names, which smcv.pretrained matches by model name; segmentation's default FCN uses the resnet50 file, its UNet the resnet34 file.
 Each file comes from URL/NAME (default https://download.pytorch.org/models, torchvision's server) and must have a
 SHA-256 that starts with the hex digits at the end of its name; a mismatch is refused and the file deleted.
 DIR/BAKED.txt lists what is there: file name, full SHA-256, source URL.

@@ -27,8 +27,8 @@ DEFAULTS = {
     "bccd": {"num_classes": 3, "num_training_samples": 241, "base_network": "vgg-16", "use_pretrained_model": 0,
              "image_shape": 300, "epochs": 60, "mini_batch_size": 16, "learning_rate": 0.001, "optimizer": "adam",
              "weight_decay": 0.0005, "lr_scheduler_step": "45", "data_format": "voc"},
-    "dsb2018": {"num_classes": 2, "num_training_samples": 372, "use_pretrained_model": "False", "image_size": 256,
-                "epochs": 30, "mini_batch_size": 16, "learning_rate": 0.001, "optimizer": "adam",
+    "dsb2018": {"num_classes": 2, "num_training_samples": 372, "algorithm": "unet", "use_pretrained_model": "False",
+                "image_size": 256, "epochs": 30, "mini_batch_size": 16, "learning_rate": 0.001, "optimizer": "adam",
                 "lr_scheduler": "cosine"},
 }
 

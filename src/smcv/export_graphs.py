@@ -63,7 +63,7 @@ class DetectorGraph(nn.Module):
 
 
 class SegmenterGraph(nn.Module):
-    """0-255 image -> normalised -> UNet -> per-pixel softmax probabilities at the input size."""
+    """0-255 image -> normalised -> FCN/UNet/... -> per-pixel softmax probabilities at the input size."""
 
     def __init__(self, model: nn.Module, mean: list[float], std: list[float]) -> None:
         super().__init__()

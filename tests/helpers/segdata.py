@@ -10,8 +10,9 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-TINY_HP = {"num_classes": "2", "use_pretrained_model": "0", "image_size": "32", "encoder_name": "resnet18",
-           "encoder_depth": "3", "mini_batch_size": "4", "optimizer": "adam", "learning_rate": "0.01", "epochs": "2"}
+TINY_HP = {"num_classes": "2", "algorithm": "unet", "use_pretrained_model": "0", "image_size": "32",
+           "encoder_name": "resnet18", "encoder_depth": "3", "mini_batch_size": "4", "optimizer": "adam",
+           "learning_rate": "0.01", "epochs": "2"}
 
 
 def pair(seed: int, size=(40, 48), fg: int = 255) -> tuple[np.ndarray, np.ndarray]:

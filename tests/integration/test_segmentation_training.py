@@ -91,7 +91,29 @@ def test_failure_file_for_bad_masks(opt_ml, monkeypatch, problem, fragment):
     assert not (opt_ml.model_dir / "model.pt").exists()
 
 
-def test_failure_for_fcn(opt_ml, monkeypatch):
+def test_fcn_default_trains_saves_serves_and_continues_from_the_model_channel(opt_ml, monkeypatch, capsys):
+    """The built-in's default network (FCN-ResNet50, aux head) through smcv.train, serving and incremental training."""
     layout(opt_ml)
-    assert run_in_process(opt_ml, monkeypatch, algorithm="fcn") == 2
-    assert opt_ml.failure.startswith("ConfigError: ") and "'fcn' is not available" in opt_ml.failure
+    hp = {k: v for k, v in HP.items() if k not in ("algorithm", "encoder_name", "encoder_depth")}
+    opt_ml.configure({**hp, "epochs": "1", "mini_batch_size": "3"})
+    monkeypatch.setenv("SMCV_TASK", "segmentation")
+    assert train_main() == 0, opt_ml.failure
+    manifest = artifact.load_manifest(opt_ml.model_dir)
+    state = artifact.load_state_dict(opt_ml.model_dir)
+    assert (manifest["architecture"], manifest["encoder_name"], manifest["aux_classifier"]) == ("fcn", "resnet50", True)
+    assert manifest["input"] == {"mode": "resize", "size": 32, "divisor": 8}
+    assert state["classifier.4.weight"].shape[0] == 2 and "backbone.layer4.2.conv3.weight" in state
+    assert "validation:mIOU" in manifest["metrics"]
+    image = opt_ml.base / "input" / "data" / "validation" / "img0.jpg"
+    body, ctype = predict_file(opt_ml.model_dir, image)
+    mask = Image.open(io.BytesIO(body))
+    assert ctype == "image/png" and mask.size == Image.open(image).size and int(np.array(mask).max()) <= 1
+    model_channel = opt_ml.channel("model")
+    for name in ("model.pt", "manifest.json"):
+        (model_channel / name).write_bytes((opt_ml.model_dir / name).read_bytes())
+    for f in opt_ml.checkpoint_dir.glob("*"):
+        f.unlink()
+    capsys.readouterr()
+    opt_ml.configure({**hp, "epochs": "1", "mini_batch_size": "3", "use_pretrained_model": "1"})
+    assert train_main() == 0, opt_ml.failure
+    assert "initialised from the model channel" in capsys.readouterr().out

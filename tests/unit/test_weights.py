@@ -45,7 +45,11 @@ def test_each_task_declares_its_need():
     assert detection.pretrained_need(resolve(detection, base_network="resnet-50")).file_name == "resnet50-11ad3fa6.pth"
     with pytest.raises(ConfigError, match="'tiny' has no pretrained weights"):
         detection.pretrained_need(resolve(detection, base_network="tiny"))
-    need = segmentation.pretrained_need(resolve(segmentation))
+    need = segmentation.pretrained_need(resolve(segmentation))  # the built-in's default: fcn, resnet-50
+    assert need.file_name == "resnet50-11ad3fa6.pth" and need.what == "the resnet50 backbone"
+    need = segmentation.pretrained_need(resolve(segmentation, backbone="resnet-101"))
+    assert need.file_name == "resnet101-cd907fc2.pth" and "resnet101" in need.names
+    need = segmentation.pretrained_need(resolve(segmentation, algorithm="unet"))
     assert need.file_name == "resnet34-b627a593.pth" and "resnet34" in need.what
     assert segmentation.pretrained_need(resolve(segmentation, use_pretrained_model="0")) is None
     assert classification.pretrained_need(resolve(classification)) is None  # the built-in's default is off

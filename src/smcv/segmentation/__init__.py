@@ -1,1 +1,1 @@
-"""UNet semantic segmentation: the pieces behind smcv.tasks.segmentation (model, masks, data, metrics, serving)."""
+"""Semantic segmentation: the pieces behind smcv.tasks.segmentation (model, masks, data, metrics, serving)."""

@@ -1,4 +1,5 @@
-"""The training loss: a weighted sum of softmax focal loss and soft dice loss, pixels labelled 255 ignored."""
+"""The training loss: a weighted sum of softmax focal loss and soft dice loss, pixels labelled 255 ignored; FCN's
+auxiliary head adds the same loss on its logits, weighted."""
 
 from __future__ import annotations
 
@@ -63,11 +64,16 @@ class SegmentationCriterion(torch.nn.Module):
     """The training loss with its weights from the hyperparameters; build_model attaches it to the network."""
 
     def __init__(self, focal_weight: float, dice_weight: float, gamma: float,
-                 class_weight: Optional[list[float]] = None) -> None:
+                 class_weight: Optional[list[float]] = None, aux_weight: float = 0.0) -> None:
         super().__init__()
-        self.focal_weight, self.dice_weight, self.gamma = focal_weight, dice_weight, gamma
+        self.focal_weight, self.dice_weight, self.gamma, self.aux_weight = focal_weight, dice_weight, gamma, aux_weight
         self.register_buffer("class_weight", None if class_weight is None else torch.tensor(class_weight),
                              persistent=False)
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return segmentation_loss(logits, target, self.focal_weight, self.dice_weight, self.gamma, self.class_weight)
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, aux: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The loss of logits; plus aux_weight x the loss of the auxiliary logits when given (FCN training)."""
+        loss = segmentation_loss(logits, target, self.focal_weight, self.dice_weight, self.gamma, self.class_weight)
+        if aux is None or not self.aux_weight:
+            return loss
+        return loss + self.aux_weight * segmentation_loss(aux, target, self.focal_weight, self.dice_weight, self.gamma,
+                                                          self.class_weight)

@@ -1,4 +1,5 @@
-"""The network: a segmentation-models-pytorch UNet (or PSPNet/DeepLabV3) built without downloads, and its weights."""
+"""The network: torchvision's FCN or a segmentation-models-pytorch UNet/PSPNet/DeepLabV3, built without downloads,
+and its start weights."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 
 from smcv.errors import ConfigError
 from smcv.pretrained import WeightsNeed, imagenet_need, load_matching, model_channel_artifact, read_state_dict
+from smcv.segmentation.fcn import FCN_STRIDE, FCNLogits, build_fcn
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +46,15 @@ def effective_depth(arch: str, depth: int) -> int:
 
 def size_divisor(arch: str, depth: int) -> int:
     """What the input height and width must be a multiple of."""
+    if arch == "fcn":
+        return FCN_STRIDE
     return 32 if arch == "deeplabv3" else 2 ** effective_depth(arch, depth)
 
 
-def network_spec(arch: str, encoder: str, depth: int, num_classes: int) -> dict[str, Any]:
-    """Everything needed to rebuild the network, as stored in the manifest."""
+def network_spec(arch: str, encoder: str, depth: int, num_classes: int, aux: bool = False) -> dict[str, Any]:
+    """Everything needed to rebuild the network, as stored in the manifest (FCN: no depth; aux head or not)."""
+    if arch == "fcn":
+        return {"architecture": arch, "encoder_name": encoder, "num_classes": num_classes, "aux_classifier": aux}
     depth = effective_depth(arch, depth)
     spec: dict[str, Any] = {"architecture": arch, "encoder_name": encoder, "encoder_depth": depth,
                             "num_classes": num_classes}
@@ -58,9 +64,11 @@ def network_spec(arch: str, encoder: str, depth: int, num_classes: int) -> dict[
 
 
 def build_network(spec: dict[str, Any]) -> torch.nn.Module:
-    """The smp model for a spec, with random weights (encoder_weights=None: nothing is downloaded)."""
-    smp = _smp()
+    """The network for a spec, with random weights (nothing is downloaded)."""
     arch, encoder, classes = spec["architecture"], spec["encoder_name"], int(spec["num_classes"])
+    if arch == "fcn":
+        return build_fcn(encoder, classes, bool(spec.get("aux_classifier")))
+    smp = _smp()
     check_encoder(encoder)
     if arch == "unet":
         return smp.Unet(encoder_name=encoder, encoder_depth=int(spec["encoder_depth"]), encoder_weights=None,
@@ -72,8 +80,11 @@ def build_network(spec: dict[str, Any]) -> torch.nn.Module:
     raise ConfigError(f"unknown segmentation architecture {arch!r} in the manifest; retrain with this smcv version")
 
 
-def weights_need(encoder: str) -> WeightsNeed:
-    """The encoder's ImageNet weights: smp's ResNet encoders are torchvision ResNets (same files and names)."""
+def weights_need(arch: str, encoder: str) -> WeightsNeed:
+    """The encoder's ImageNet weights: FCN's backbone and smp's ResNet encoders are torchvision ResNets (same files
+    and tensor names)."""
+    if arch == "fcn":
+        return imagenet_need(f"the {encoder} backbone", (encoder,))
     check_encoder(encoder)
     names = dict.fromkeys([encoder, encoder.replace("-", "_"), encoder.replace("tu-", "")])
     return imagenet_need(f"the {encoder} encoder", names)
@@ -89,8 +100,21 @@ def load_initial_weights(model: torch.nn.Module, weights: Optional[Path], channe
         return "the model channel (incremental training)"
     if weights is None:
         return "random initialisation"
-    load_matching(model.encoder, read_state_dict(weights), strip_prefixes=("module.", "encoder."), source=weights.name)
+    load_matching(pretrained_part(model), read_state_dict(weights), strip_prefixes=("module.", "encoder.", "backbone."),
+                  source=weights.name)
     return weights.name
+
+
+def pretrained_part(model: torch.nn.Module) -> torch.nn.Module:
+    """The part ImageNet weights go into: FCN's ResNet backbone or the smp encoder."""
+    return model.backbone if isinstance(model, FCNLogits) else model.encoder
+
+
+def split_outputs(outputs: Any) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(logits, auxiliary logits or None) from what the network returns (FCN in training mode: a pair)."""
+    if isinstance(outputs, tuple):
+        return outputs[0], outputs[1]
+    return outputs, None
 
 
 def convert_syncbn(model: torch.nn.Module) -> torch.nn.Module:

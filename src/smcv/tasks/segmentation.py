@@ -1,5 +1,5 @@
-"""UNet semantic segmentation with the hyperparameters, channels, metrics and responses of SageMaker's built-in
-semantic-segmentation algorithm."""
+"""Semantic segmentation (FCN by default as the built-in, UNet recommended) with the hyperparameters, channels,
+metrics and responses of SageMaker's built-in semantic-segmentation algorithm."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from smcv.segmentation import params
 from smcv.segmentation.losses import SegmentationCriterion
 from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator
 from smcv.segmentation.model import (IMAGENET_MEAN, IMAGENET_STD, build_network, convert_syncbn, load_initial_weights,
-                                     network_spec, weights_need)
+                                     split_outputs, weights_need)
 from smcv.segmentation.predictor import SegmentationPredictor
 from smcv.segmentation.transforms import build_transform, normalize
 from smcv.task_api import AdvisorFacts, Evaluator, PreparedData, Predictor, Task, TrainSettings, criterion_of
@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 class SegmentationTask(Task):
-    """smp UNet (ResNet34 encoder by default) trained with focal + dice loss; built-in compatible I/O."""
+    """torchvision FCN-ResNet50 by default (as the built-in) or smp UNet-ResNet34 (algorithm=unet), trained with
+    focal + dice loss; built-in compatible I/O."""
 
     name = "segmentation"
     objective_metric = MIOU
@@ -43,7 +44,7 @@ class SegmentationTask(Task):
 
     def pretrained_need(self, hp: HyperParameters) -> Optional[WeightsNeed]:
         params.check(hp)
-        return weights_need(params.encoder_name(hp)) if hp.use_pretrained_model else None
+        return weights_need(params.architecture(hp), params.encoder_name(hp)) if hp.use_pretrained_model else None
 
     def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
         params.check(hp)
@@ -84,13 +85,16 @@ class SegmentationTask(Task):
 
     def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path],
                     weights: Optional[Path] = None) -> torch.nn.Module:
-        encoder = params.encoder_name(hp)
-        model = build_network(network_spec(params.architecture(hp), encoder, hp.encoder_depth, hp.num_classes))
+        params.check_network(hp)
+        spec = params.network(hp)
+        model = build_network(spec)
         source = load_initial_weights(model, weights or self.resolve_pretrained(hp, channels), channels)
-        log.info("segmentation network: %s with %s encoder, weights from %s", params.architecture(hp), encoder, source)
+        log.info("segmentation network: %s with %s encoder, weights from %s", spec["architecture"], spec["encoder_name"],
+                 source)
         model = convert_syncbn(model) if hp.syncbn else model
         model.criterion = SegmentationCriterion(hp.focal_loss_weight, hp.dice_loss_weight, hp.focal_gamma,
-                                                data.info.get("class_weights") if data is not None else None)
+                                                data.info.get("class_weights") if data is not None else None,
+                                                params.aux_loss_weight(hp))
         return model
 
     def _forward(self, model: torch.nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -99,8 +103,8 @@ class SegmentationTask(Task):
         if device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         masks = masks.to(device, non_blocking=True).long()
-        logits = model(images)
-        return criterion_of(model)(logits, masks), logits, masks
+        logits, aux = split_outputs(model(images))
+        return criterion_of(model)(logits, masks, aux), logits, masks
 
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         return self._forward(model, batch, device)[0]
@@ -122,8 +126,7 @@ class SegmentationTask(Task):
                             class_names=list(data.class_names))
 
     def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
-        spec = network_spec(params.architecture(hp), params.encoder_name(hp), hp.encoder_depth, hp.num_classes)
-        return {**spec, "input": params.geometry(hp).as_manifest(), "ignore_index": params.IGNORE_INDEX,
+        return {**params.network(hp), "input": params.geometry(hp).as_manifest(), "ignore_index": params.IGNORE_INDEX,
                 "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}, "data": data.info}
 
     def build_predictor(self, manifest: dict[str, Any], state_dict: dict[str, torch.Tensor], device: torch.device) -> Predictor:

@@ -16,7 +16,7 @@ from PIL import Image
 from torchvision.ops import batched_nms
 from torchvision.transforms.v2 import functional as F
 
-from tests.helpers.exportmodels import CLASS_NAMES, write_tiny_model
+from tests.helpers.exportmodels import CLASS_NAMES, FCN, write_tiny_model
 from smcv import artifact
 from smcv.cli import main as cli_main
 from smcv.export import METADATA_KEY, export_model, read_metadata
@@ -76,9 +76,11 @@ def test_classification_parity(tmp_path, fmt, atol):
     assert metadata["normalization"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
 
 
-@pytest.mark.parametrize("fmt,atol", [("onnx", ONNX_ATOL), ("torchscript", TORCHSCRIPT_ATOL)])
-def test_segmentation_parity(tmp_path, fmt, atol):
-    model_dir = write_tiny_model("segmentation", tmp_path / "model")
+@pytest.mark.parametrize("fmt,atol,overrides", [("onnx", ONNX_ATOL, {}), ("torchscript", TORCHSCRIPT_ATOL, {}),
+                                                ("onnx", ONNX_ATOL, FCN), ("torchscript", TORCHSCRIPT_ATOL, FCN)],
+                         ids=["unet-onnx", "unet-torchscript", "fcn-onnx", "fcn-torchscript"])
+def test_segmentation_parity(tmp_path, fmt, atol, overrides):
+    model_dir = write_tiny_model("segmentation", tmp_path / "model", **overrides)
     predictor = served(model_dir)
     raw = torch.stack([F.resize(F.pil_to_tensor(image), [64, 64], antialias=True) for image in images()])
     normalised = normalize(raw, predictor.mean, predictor.std)
