@@ -12,7 +12,8 @@ from PIL import Image
 
 from smcv.config import HyperParameters, Schema
 from smcv.errors import ConfigError
-from smcv.pretrained import WeightsNeed, model_channel_artifact, resolve_weights
+from smcv.inputs import channel_inputs
+from smcv.pretrained import WeightsNeed, resolve_weights
 
 
 @dataclass
@@ -178,7 +179,7 @@ class Task(abc.ABC):
     def resolve_pretrained(self, hp: HyperParameters, channels: dict[str, Path]) -> Optional[Path]:
         """The file for pretrained_need (smcv.pretrained.resolve_weights); None when nothing is needed or the `model`
         channel holds an smcv model (incremental training starts from it)."""
-        if model_channel_artifact(channels.get("model")) is not None:
+        if channel_inputs(channels).model_artifact is not None:
             return None
         return resolve_weights(self.pretrained_need(hp), channels)
 

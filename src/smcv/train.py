@@ -12,7 +12,6 @@ import math
 import os
 import sys
 import traceback
-from pathlib import Path
 from typing import Optional
 
 import torch
@@ -29,7 +28,8 @@ from smcv.engine.loop import FitResult, Trainer
 from smcv.engine.signals import StopRequest
 from smcv.errors import ConfigError, UserError
 from smcv.export import export_after_training
-from smcv.pretrained import load_matching, model_channel_artifact
+from smcv.inputs import ChannelInputs, read_inputs
+from smcv.pretrained import load_matching
 from smcv.tasks import get_task
 from smcv.threads import apply_torch_threads, export_threads
 
@@ -71,9 +71,9 @@ def pick_device(instance_type: str, facts: Optional[CudaFacts] = None) -> torch.
     return torch.device("cpu")
 
 
-def init_from_model_channel(task_name: str, model: torch.nn.Module, channels: dict[str, Path]) -> None:
+def init_from_model_channel(task_name: str, model: torch.nn.Module, inputs: ChannelInputs) -> None:
     """Incremental training: start from an smcv model artifact given in the `model` channel."""
-    folder = model_channel_artifact(channels.get("model"))
+    folder = inputs.model_artifact
     if folder is None:
         return
     manifest = artifact.load_manifest(folder)
@@ -89,8 +89,9 @@ def run(paths: Paths, stop: StopRequest) -> int:
     hp = task.schema().resolve(read_hyperparameters(paths))
     settings = task.train_settings(hp)
     raw_channel_config = read_input_data_config(paths)
-    channels = discover_channels(paths, raw_channel_config)
-    weights = task.resolve_pretrained(hp, channels)  # before any data is read: missing weights fail the job in seconds
+    # the one place the channels are decided: folders, config, the `model` channel's artifact; Pipe splits below
+    inputs = read_inputs(discover_channels(paths, raw_channel_config), canonical_config(raw_channel_config))
+    weights = task.resolve_pretrained(hp, inputs)  # before any data is read: missing weights fail the job in seconds
     resources = read_resource_config(paths)
     facts = cuda_facts()
     device = pick_device(resources.instance_type, facts)
@@ -101,10 +102,10 @@ def run(paths: Paths, stop: StopRequest) -> int:
     if dist_utils.is_main():
         log.info("task %s on %s (%s; %d process(es)); hyperparameters: %s", task.name, device, facts.describe(),
                  dist_utils.world_size(), json.dumps(hp, default=list, sort_keys=True))
-    channel_config = canonical_config(raw_channel_config)
-    data = task.prepare_data(hp, channels, channel_config)
-    model = task.build_model(hp, data, channels, weights)
-    init_from_model_channel(task.name, model, channels)
+    inputs = inputs.spooled()  # Pipe-mode splits copied to local disk, once
+    data = task.prepare_data(hp, inputs, inputs.config)
+    model = task.build_model(hp, data, inputs, weights)
+    init_from_model_channel(task.name, model, inputs)
     if dist_utils.is_main():
         advisor.report(advisor.advise(settings, task.advisor_facts(hp, data)), paths.advisor_file)
     snapshots = paths.model_dir / "snapshots"
@@ -114,7 +115,7 @@ def run(paths: Paths, stop: StopRequest) -> int:
                       emit=emit, tensorboard_dir=paths.tensorboard_dir)
     result = trainer.fit()
     if dist_utils.is_main():
-        trained = result.epochs_completed > 0 or model_channel_artifact(channels.get("model")) is not None
+        trained = result.epochs_completed > 0 or inputs.model_artifact is not None
         if not trained:
             log.warning("no epoch finished: the saved model has untrained weights; endpoints refuse it unless "
                         "%s=1", ENV_ALLOW_UNTRAINED)

@@ -95,8 +95,14 @@ def test_recordio_with_split_records(opt_ml):
     assert assert_trained(opt_ml)["data"]["train_format"] == "recordio"
 
 
-def test_pipe_mode_with_aliased_channel_names(opt_ml):
-    """Pipe-mode 'training'/'val' channels: SageMaker's FIFOs are training_0 and val_0 (no train_0 to wait for)."""
+def test_pipe_mode_with_aliased_channel_names(opt_ml, monkeypatch):
+    """Pipe-mode 'training'/'val' channels: SageMaker's FIFOs are training_0 and val_0 (no train_0 to wait for),
+    read once: smcv.train decides the channels once and passes the decision down."""
+    from smcv import inputs
+
+    spools = []
+    real_spool = inputs.spool_pipe_channels
+    monkeypatch.setattr(inputs, "spool_pipe_channels", lambda *a, **k: spools.append(1) or real_spool(*a, **k))
     data_dir = opt_ml.base / "input" / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     for fifo in ("training_0", "val_0"):  # regular files stand in for the FIFOs: both are read once, in order
@@ -108,6 +114,7 @@ def test_pipe_mode_with_aliased_channel_names(opt_ml):
     opt_ml.configure({**TINY_CLASSIFICATION, "num_training_samples": 8}, {"training": pipe, "val": pipe})
     assert train_main() == 0, opt_ml.failure
     assert assert_trained(opt_ml)["data"]["train_format"] == "recordio"
+    assert len(spools) == 1
 
 
 def test_ground_truth_manifest_in_file_mode(opt_ml):

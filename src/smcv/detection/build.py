@@ -11,17 +11,16 @@ from smcv.config import HyperParameters
 from smcv.detection.model import (SSDDetector, build_detector, count_parameters, detector_spec, freeze_base_network,
                                   is_caffe_style, load_base_weights)
 from smcv.errors import ConfigError
-from smcv.pretrained import model_channel_artifact
+from smcv.inputs import channel_inputs
 
 log = logging.getLogger(__name__)
-MODEL_CHANNEL = "model"
 
 
 def previous_manifest(channels: dict[str, Path]) -> Optional[dict[str, Any]]:
     """The manifest of an smcv detection model given in the 'model' channel (incremental training).
 
     Only the network spec comes from here; smcv.train loads the weights from the same artifact."""
-    folder = model_channel_artifact(channels.get(MODEL_CHANNEL))
+    folder = channel_inputs(channels).model_artifact
     if folder is None:
         return None
     manifest = load_manifest(folder)

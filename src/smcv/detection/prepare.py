@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from smcv.config import HyperParameters
-from smcv.data.spool import spool_pipe_channels
+from smcv.inputs import channel_inputs
 from smcv.detection.datasets import DetectionDataset, collate
 from smcv.detection.labels import map_class_ids, map_class_names, parse_class_names
 from smcv.detection.samples import ChannelData
@@ -61,7 +61,7 @@ def _check_counts(hp: HyperParameters, train: ChannelData) -> None:
 def prepare_detection_data(hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict],
                            attribute_names: Optional[list[str]]) -> PreparedData:
     """Datasets for the engine, with class names and facts for the manifest."""
-    pipe = spool_pipe_channels(channels, channel_config)
+    pipe = channel_inputs(channels, channel_config).pipe
     if not _has_channel("train", channels, pipe):
         raise ConfigError("object detection needs a 'train' channel (and usually 'validation'); none was given")
     parts = [read_channel("train", channels, pipe, hp.data_format, attribute_names)]

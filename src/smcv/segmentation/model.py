@@ -10,7 +10,8 @@ from typing import Any, Optional
 import torch
 
 from smcv.errors import ConfigError
-from smcv.pretrained import WeightsNeed, imagenet_need, load_matching, model_channel_artifact, read_state_dict
+from smcv.inputs import channel_inputs
+from smcv.pretrained import WeightsNeed, imagenet_need, load_matching, read_state_dict
 from smcv.segmentation.fcn import FCN_STRIDE, FCNLogits, build_fcn
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def load_initial_weights(model: torch.nn.Module, weights: Optional[Path], channe
     With an smcv artifact in the `model` channel nothing is loaded here: smcv.train initialises the whole network
     from it (incremental training), so no ImageNet file is needed.
     """
-    if model_channel_artifact(channels.get("model")) is not None:
+    if channel_inputs(channels).model_artifact is not None:
         return "the model channel (incremental training)"
     if weights is None:
         return "random initialisation"

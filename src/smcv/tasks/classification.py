@@ -20,8 +20,8 @@ from smcv.classification.sources import Split, check_labels, class_names_for, re
 from smcv.classification.transforms import GpuNormalize, eval_transform, normalisation, train_transform
 from smcv.config import HyperParameters, Schema
 from smcv.contract import ENV_CACHE_LIMIT_MB
-from smcv.data.spool import spool_pipe_channels
 from smcv.errors import DataError
+from smcv.inputs import channel_inputs
 from smcv.pretrained import WeightsNeed, imagenet_need, load_matching, read_state_dict
 from smcv.task_api import AdvisorFacts, Evaluator, PreparedData, Predictor, Task, TrainSettings, criterion_of, train_settings_from
 
@@ -51,7 +51,7 @@ class ClassificationTask(Task):
 
     def prepare_data(self, hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict]) -> PreparedData:
         params.check(hp)
-        train, validation = _read_splits(hp, channels, channel_config, spool_pipe_channels(channels, channel_config))
+        train, validation = _read_splits(hp, channels, channel_config, channel_inputs(channels, channel_config).pipe)
         names = class_names_for(hp.num_classes, train, validation)
         if train.format == "folders" and len(names) != hp.num_classes:
             raise DataError(f"the train channel has {len(names)} class folders ({', '.join(names)}) but num_classes "

@@ -11,8 +11,8 @@ import torch
 
 from smcv.balance import inverse_frequency_weights
 from smcv.config import HyperParameters, Schema
-from smcv.data.spool import spool_pipe_channels
 from smcv.errors import DataError
+from smcv.inputs import channel_inputs
 from smcv.pretrained import WeightsNeed
 from smcv.segmentation import datasets as ds
 from smcv.segmentation import params
@@ -53,7 +53,7 @@ class SegmentationTask(Task):
                             "semantic segmentation needs 'train', 'train_annotation', 'validation' and "
                             "'validation_annotation' (or train/validation augmented manifests)")
         geometry = params.geometry(hp)
-        pipe = spool_pipe_channels(channels, channel_config)
+        pipe = channel_inputs(channels, channel_config).pipe
         train = ds.read_split("train", channels, pipe, hp.mask_attribute)
         validation = None
         if "validation" in channels:
