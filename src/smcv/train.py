@@ -29,6 +29,9 @@ from smcv.engine.signals import StopRequest
 from smcv.errors import ConfigError, UserError
 from smcv.export import export_after_training
 from smcv.pretrained import load_matching, model_channel_artifact
+from smcv.report.card import describe_start, write_model_card
+from smcv.report.job import TrainedJob
+from smcv.report.run import write_report
 from smcv.tasks import get_task
 from smcv.threads import apply_torch_threads, export_threads
 
@@ -119,6 +122,10 @@ def run(paths: Paths, stop: StopRequest) -> int:
         paths.output_data_dir.mkdir(parents=True, exist_ok=True)
         (paths.output_data_dir / "metrics.json").write_text(json.dumps(result.history, indent=1))
         log.info("model saved to %s (%s)", paths.model_dir, selection_summary(result, task.objective_metric))
+        job = TrainedJob(task, hp, settings, data, model, result, device)
+        plots = write_report(job, paths.output_data_dir, paths.evaluation_file, stop=lambda: stop.requested)
+        incremental = model_channel_artifact(channels.get("model")) is not None
+        write_model_card(job, plots, describe_start(weights, incremental), paths.model_card_file)
         if not result.stopped_by_signal:
             write_success(paths)
     return 0
