@@ -127,4 +127,4 @@ def best_f1(curve: Curve, thresholds: np.ndarray) -> dict[str, float]:
     f1 = _ratio(2 * precision * recall, precision + recall)
     i = int(np.argmax(f1))
     return {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-            "score_threshold": float(thresholds[i])}
+            "score_threshold": float(thresholds[i]) if f1[i] > 0 else None}

@@ -20,8 +20,9 @@ from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator
 from smcv.segmentation.model import (IMAGENET_MEAN, IMAGENET_STD, build_network, convert_syncbn, load_initial_weights,
                                      network_spec, weights_need)
 from smcv.segmentation.predictor import SegmentationPredictor
+from smcv.segmentation.report import SegmentationReport
 from smcv.segmentation.transforms import build_transform, normalize
-from smcv.task_api import Evaluator, PreparedData, Predictor, Task, TrainSettings, criterion_of
+from smcv.task_api import CardFacts, Evaluator, PreparedData, Predictor, Report, Task, TrainSettings, criterion_of
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,21 @@ class SegmentationTask(Task):
         loss, logits, masks = self._forward(model, batch, device)
         evaluator.update(logits.argmax(1), masks)
         return loss
+
+    def new_report(self, hp: HyperParameters, data: PreparedData) -> Optional[Report]:
+        return SegmentationReport(hp.num_classes, data.class_names)
+
+    def card_facts(self, hp: HyperParameters, data: PreparedData) -> CardFacts:
+        geometry = params.geometry(hp)
+        size = (f"resized to {geometry.size}x{geometry.size} (aspect ratio not kept)" if geometry.mode == "resize" else
+                f"the longer side resized to {geometry.size} and padded to a {geometry.size}x{geometry.size} square")
+        return CardFacts(
+            description=f"Semantic segmentation into {hp.num_classes} classes: a class id per pixel.",
+            architecture=f"{params.architecture(hp)} with a {params.encoder_name(hp)} encoder (depth {hp.encoder_depth})",
+            preprocessing=f"decoded as RGB, {size}, normalised with ImageNet mean/std; the mask comes back at the "
+                          "original image size.",
+            response_types=SegmentationPredictor.response_types,
+            notes=["Thin or small structures below the input resolution are lost by the resize."])
 
     def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
         spec = network_spec(params.architecture(hp), params.encoder_name(hp), hp.encoder_depth, hp.num_classes)
