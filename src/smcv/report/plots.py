@@ -31,6 +31,13 @@ def _save(figure: Any, path: Path) -> None:
     figure.savefig(path, format="png", dpi=DPI)
 
 
+def _whole_epochs(*axes: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def training_curves(history: Sequence[dict[str, float]], objective: str, path: Path) -> None:
     """Train and validation loss per epoch (left) and the validation metrics per epoch (right)."""
     rows = [h for h in history if not h.get("partial")]
@@ -44,6 +51,7 @@ def training_curves(history: Sequence[dict[str, float]], objective: str, path: P
             losses.plot(epochs, [h.get(key, np.nan) for h in rows], marker="o", label=key)
     losses.set(xlabel="epoch", ylabel="loss", title="loss")
     losses.legend()
+    _whole_epochs(losses, *rest)
     if metrics:
         for key in metrics:
             style = {"linewidth": 2.5} if key == objective else {}
