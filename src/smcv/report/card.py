@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import smcv
 from smcv.artifact import atomic_write_bytes
-from smcv.contract import ENV_TRAINING_JOB_NAME
+from smcv.contract import ENV_ALLOW_UNTRAINED, ENV_TRAINING_JOB_NAME
 from smcv.report.job import TrainedJob
 from smcv.serving.codecs import IMAGE_REQUEST_TYPES
 from smcv.task_api import CardFacts
@@ -60,6 +60,9 @@ def _metrics(job: TrainedJob) -> str:
     keys = [k for k in sorted({*result.metrics, *final}) if k not in HIDDEN_METRICS]
     head = (f"## Metrics\n\nObjective: `{job.task.objective_metric}` ({job.task.objective_type.lower()}). The saved "
             f"weights are epoch {result.selected_epoch}'s (of {result.epochs_completed} completed)")
+    if not result.epochs_completed:
+        return (f"## Metrics\n\nNo epoch finished: the saved weights are untrained and endpoints refuse them unless "
+                f"{ENV_ALLOW_UNTRAINED}=1. Objective: `{job.task.objective_metric}`.")
     if not keys:
         return head + "; no metrics were recorded."
     lines = [head + ".", "", f"| metric | selected epoch {result.selected_epoch} | final epoch {final.get('epoch', '-')} |",

@@ -65,3 +65,9 @@ def test_without_validation_only_the_training_curves_and_no_per_class_part(tmp_p
 def test_start_weights_in_words():
     assert "incremental" in describe_start(Path("x.pth"), True)
     assert "`resnet18-f37072fd.pth`" in describe_start(Path("/w/resnet18-f37072fd.pth"), False)
+
+
+def test_card_of_a_job_stopped_before_its_first_epoch_says_untrained():
+    job = job_without_validation()
+    job.result = FitResult({}, 0, 0, {}, stopped_by_signal=True)
+    assert "No epoch finished: the saved weights are untrained" in model_card(job, [], describe_start(None, False))
