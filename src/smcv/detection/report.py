@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from smcv.detection.metrics import DetectionEvaluator, ranked_detections
+from smcv.detection.metrics import DetectionEvaluator, ranked_detections, voc07_ap
 from smcv.overlays import detection_overlay
 from smcv.report import grids, plots
 from smcv.report import metrics as rm
@@ -50,13 +50,15 @@ class DetectionReport(Report):
         return self.evaluator.compute()
 
     def class_curve(self, label: int) -> tuple[Optional[rm.Curve], np.ndarray]:
-        """The class's PR curve over every validation detection (VOC matching) and the score at each point."""
+        """The class's PR curve over every validation detection (VOC matching), its area the VOC07 AP, and the
+        score at each point."""
         accumulator = self.evaluator.accumulator
         positives = int(accumulator.positives[label])
         scores, flags = ranked_detections(accumulator.voc[label])
         if not positives:
             return None, scores
-        return rm.pr_from_counts(np.cumsum(flags), np.cumsum(~flags), positives), scores
+        curve = rm.pr_from_counts(np.cumsum(flags), np.cumsum(~flags), positives)
+        return curve._replace(area=voc07_ap(flags, positives)), scores  # the AP of validation:mAP
 
     def evaluation(self) -> dict[str, Any]:
         result = self.evaluator.accumulator.compute()
