@@ -44,6 +44,7 @@ ENV_MAX_IMAGE_PIXELS = "SMCV_MAX_IMAGE_PIXELS"
 ENV_READ_TIMEOUT = "SMCV_READ_TIMEOUT_S"  # seconds a client may take to send one request's header and body
 ENV_OMP_THREADS = "OMP_NUM_THREADS"  # intra-op CPU threads per process (serving workers, training processes)
 ENV_LOCAL_WORLD_SIZE = "LOCAL_WORLD_SIZE"  # processes on this host, set by torchrun
+ENV_TRAINING_JOB_NAME = "TRAINING_JOB_NAME"  # set by SageMaker in training containers (named in the model card)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,16 @@ class Paths:
     def advisor_file(self) -> Path:
         """The pre-flight advisor's findings (JSON), written before the first epoch."""
         return self.output_data_dir / "advisor.json"
+
+    @property
+    def evaluation_file(self) -> Path:
+        """The selected model's per-class validation report, beside the plots (output.tar.gz)."""
+        return self.output_data_dir / "evaluation.json"
+
+    @property
+    def model_card_file(self) -> Path:
+        """The model card in model.tar.gz (serving reads only model.pt and manifest.json)."""
+        return self.model_dir / "README.md"
 
     @property
     def failure_file(self) -> Path:

@@ -28,7 +28,7 @@ def classification_overlay(image: Image.Image, text: str) -> Image.Image:
 
 
 def detection_overlay(image: Image.Image, detections: list[tuple[int, float, list[float]]], names: list[str],
-                      min_score: float) -> Image.Image:
+                      min_score: float, show_scores: bool = True) -> Image.Image:
     """Boxes (fractions of the image side) with class name and score, for detections at or above min_score."""
     out = image.convert("RGB")
     draw = ImageDraw.Draw(out)
@@ -39,7 +39,7 @@ def detection_overlay(image: Image.Image, detections: list[tuple[int, float, lis
         box = (xmin * out.width, ymin * out.height, xmax * out.width, ymax * out.height)
         draw.rectangle(box, outline=color, width=max(1, round(min(out.size) / 150)))
         name = names[class_id] if 0 <= class_id < len(names) else str(class_id)
-        _label(draw, (box[0] + 1, box[1] + 1), f"{name} {score:.2f}", color)
+        _label(draw, (box[0] + 1, box[1] + 1), f"{name} {score:.2f}" if show_scores else name, color)
     return out
 
 

@@ -126,6 +126,35 @@ class Evaluator(abc.ABC):
         return None
 
 
+class Report(Evaluator):
+    """The selected model's validation outputs turned into evaluation.json fields and plots (rank 0, after fit).
+
+    smcv.report.run shows each collated batch to see_batch, then runs the task's validation_step with the Report
+    as its evaluator, so the task's own forward code feeds the report."""
+
+    def see_batch(self, batch: Any) -> None:
+        """The collated batch validation_step receives next (for image grids); the default keeps nothing."""
+
+    @abc.abstractmethod
+    def evaluation(self) -> dict[str, Any]:
+        """JSON-ready fields for evaluation.json: per_class, confusion_matrix, ece, ... (see docs/observability.md)."""
+
+    @abc.abstractmethod
+    def plots(self) -> dict[str, Callable[[Path], None]]:
+        """Plot file name (e.g. 'confusion_matrix.png') to the function that writes it to the given path."""
+
+
+@dataclass
+class CardFacts:
+    """What a task tells the model card (model/README.md) beyond the manifest and hyperparameters."""
+
+    description: str  # what the model does, one sentence
+    architecture: str  # the network, e.g. 'ResNet-18'
+    preprocessing: str  # image size and preprocessing the model applies to a request image
+    response_types: tuple[str, ...] = ()  # Accept values the endpoint answers
+    notes: list[str] = field(default_factory=list)  # task-specific limits
+
+
 class Predictor(abc.ABC):
     """A loaded model ready to serve: decode -> preprocess -> batch -> infer -> encode."""
 
@@ -215,6 +244,15 @@ class Task(abc.ABC):
     def advisor_facts(self, hp: HyperParameters, data: PreparedData) -> AdvisorFacts:
         """Facts for the pre-flight advisor; tasks add what they know about their network and data."""
         return AdvisorFacts(train_samples=len(data.train), class_names=list(data.class_names))
+
+    def new_report(self, hp: HyperParameters, data: PreparedData) -> Optional[Report]:
+        """A fresh collector for the report pass over the validation set (None: only the training curves)."""
+        return None
+
+    def card_facts(self, hp: HyperParameters, data: PreparedData) -> CardFacts:
+        """Facts for the model card; tasks describe their network and input."""
+        return CardFacts(description=f"{self.name} model", architecture=str(hp.get("architecture", "")),
+                         preprocessing="")
 
     def extra_metric_lines(self, metrics: dict[str, float]) -> list[str]:
         """Additional log lines in the built-in algorithm's own format (for existing log parsers)."""

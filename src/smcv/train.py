@@ -30,6 +30,9 @@ from smcv.errors import ConfigError, UserError
 from smcv.export import export_after_training
 from smcv.inputs import ChannelInputs, read_inputs
 from smcv.pretrained import load_matching
+from smcv.report.card import describe_start, write_model_card
+from smcv.report.job import TrainedJob
+from smcv.report.run import write_report
 from smcv.tasks import get_task
 from smcv.threads import apply_torch_threads, export_threads
 
@@ -129,6 +132,9 @@ def run(paths: Paths, stop: StopRequest) -> int:
         paths.output_data_dir.mkdir(parents=True, exist_ok=True)
         (paths.output_data_dir / "metrics.json").write_text(json.dumps(result.history, indent=1))
         log.info("model saved to %s (%s)", paths.model_dir, selection_summary(result, task.objective_metric))
+        job = TrainedJob(task, hp, settings, data, model, result, device)
+        plots = write_report(job, paths.output_data_dir, paths.evaluation_file, stop=lambda: stop.requested)
+        write_model_card(job, plots, describe_start(weights, inputs.model_artifact is not None), paths.model_card_file)
         if not result.stopped_by_signal:
             write_success(paths)
     return 0

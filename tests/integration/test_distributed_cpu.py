@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -36,6 +37,11 @@ def test_two_processes_train_and_rank0_writes_once(opt_ml):
     assert "validation:accuracy=" in metric_lines[-1]
     manifest = artifact.load_manifest(opt_ml.model_dir)
     assert manifest["epochs_completed"] == 2 and not opt_ml.failure
+    # the report: rank 0 alone runs the selected model over the whole validation set (not its shard) and writes once
+    assert out.count("smcv.report: report: evaluation.json") == 1 and "[rank 0] smcv.report" in out
+    evaluation = json.loads((opt_ml.base / "output" / "data" / "evaluation.json").read_text())
+    assert sum(map(sum, evaluation["confusion_matrix"])) == 6 and evaluation["epoch"] == manifest["selected_epoch"]
+    assert (opt_ml.model_dir / "README.md").is_file()
 
 
 def test_two_processes_with_class_balance_sampling_and_tensorboard(opt_ml):

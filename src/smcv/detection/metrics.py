@@ -179,7 +179,17 @@ class MatchAccumulator:
             voc[label] = voc07_ap(_sorted_flags(self.voc[label]), positives)
             coco[label] = float(np.mean([coco_ap(_sorted_flags(parts), positives) for parts in self.coco[label]]))
         return {"mAP": float(np.mean(list(voc.values()))) if voc else 0.0,
-                "mAP_coco": float(np.mean(list(coco.values()))) if coco else 0.0, "per_class": voc}
+                "mAP_coco": float(np.mean(list(coco.values()))) if coco else 0.0, "per_class": voc,
+                "per_class_coco": coco}
+
+
+def ranked_detections(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, true-positive flags) of one class's matched detections over all images, highest score first."""
+    if not parts:
+        return np.zeros(0), np.zeros(0, bool)
+    scores = np.concatenate([p[0] for p in parts])
+    order = np.argsort(-scores, kind="stable")
+    return scores[order], np.concatenate([p[1] for p in parts])[order]
 
 
 def mean_average_precision(images: list[ImageResult], num_classes: int, iou_threshold: float) -> dict[str, Any]:

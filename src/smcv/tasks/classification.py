@@ -16,6 +16,7 @@ from smcv.classification.manifest import label_rules
 from smcv.classification.metrics import AccuracyEvaluator
 from smcv.classification.model import SMALL_IMAGE_DEPTHS, TrainingCriterion, adapt_first_conv, build_resnet
 from smcv.classification.predictor import ClassificationPredictor
+from smcv.classification.report import ClassificationReport
 from smcv.classification.sources import Split, check_labels, class_names_for, read_split
 from smcv.classification.transforms import GpuNormalize, eval_transform, normalisation, train_transform
 from smcv.config import HyperParameters, Schema
@@ -23,7 +24,8 @@ from smcv.contract import ENV_CACHE_LIMIT_MB
 from smcv.errors import DataError
 from smcv.inputs import channel_inputs
 from smcv.pretrained import WeightsNeed, imagenet_need, load_matching, read_state_dict
-from smcv.task_api import AdvisorFacts, Evaluator, PreparedData, Predictor, Task, TrainSettings, criterion_of, train_settings_from
+from smcv.task_api import (AdvisorFacts, CardFacts, Evaluator, PreparedData, Predictor, Report, Task, TrainSettings,
+                           criterion_of, train_settings_from)
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,22 @@ class ClassificationTask(Task):
             class_counts=data.info.get("class_counts"), count_unit=f"images of a sample of {sampled}" if sampled else "images",
             balanced=hp.class_balance != "none", balance_remedy="class_balance=weights or class_balance=sampling",
             class_names=list(data.class_names))
+
+    def new_report(self, hp: HyperParameters, data: PreparedData) -> Optional[Report]:
+        return ClassificationReport(data.class_names, hp.multi_label, hp.top_k)
+
+    def card_facts(self, hp: HyperParameters, data: PreparedData) -> CardFacts:
+        c, h, w = hp.image_shape
+        kind = "multi-label (an independent probability per class)" if hp.multi_label else "single-label (probabilities sum to 1)"
+        size = (f"shorter side resized to {hp.resize}, then centre-cropped to {w}x{h}" if hp.resize
+                else f"resized to {w}x{h} (aspect ratio not kept)")
+        mean, std = normalisation(c)
+        return CardFacts(
+            description=f"Image classification into {hp.num_classes} classes, {kind}.",
+            architecture=f"ResNet-{hp.num_layers}",
+            preprocessing=f"decoded as {'greyscale' if c == 1 else 'RGB'} (EXIF orientation applied), {size}, "
+                          f"scaled to 0-1 and normalised with mean {[round(m, 3) for m in mean]} and std {[round(v, 3) for v in std]}.",
+            response_types=ClassificationPredictor.response_types)
 
     def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
         mean, std = normalisation(hp.image_shape[0])

@@ -17,9 +17,11 @@ from smcv.detection.model import build_detector, weights_need
 from smcv.detection.params import detection_schema, parse_attribute_names
 from smcv.detection.predictor import DetectionPredictor
 from smcv.detection.prepare import prepare_detection_data
+from smcv.detection.report import DetectionReport
 from smcv.errors import ConfigError
 from smcv.pretrained import WeightsNeed
-from smcv.task_api import AdvisorFacts, Evaluator, PreparedData, Predictor, Task, TrainSettings, train_settings_from
+from smcv.task_api import (AdvisorFacts, CardFacts, Evaluator, PreparedData, Predictor, Report, Task, TrainSettings,
+                           train_settings_from)
 
 
 class DetectionTask(Task):
@@ -71,6 +73,21 @@ class DetectionTask(Task):
         return AdvisorFacts(train_samples=len(data.train), input_side=hp.image_shape, augmented=hp.augmentation != "none",
                             augmentation_remedy="augmentation=ssd (or flip)", class_counts=boxes, count_unit="boxes",
                             class_names=list(data.class_names), announce_classes=True)
+
+    def new_report(self, hp: HyperParameters, data: PreparedData) -> Optional[Report]:
+        return DetectionReport(hp.num_classes, hp.overlap_threshold, data.class_names)
+
+    def card_facts(self, hp: HyperParameters, data: PreparedData) -> CardFacts:
+        spec = data.info.get("detector") or {}
+        return CardFacts(
+            description=f"Object detection (SSD) of {hp.num_classes} classes: boxes with class ids and scores.",
+            architecture=f"SSD with a {hp.base_network} base network",
+            preprocessing=f"decoded as RGB, resized to {hp.image_shape}x{hp.image_shape} (aspect ratio not kept), "
+                          f"scaled to 0-1 and normalised inside the network (mean {spec.get('mean')}, std "
+                          f"{spec.get('std')}); boxes come back as fractions of the original image.",
+            response_types=DetectionPredictor.response_types,
+            notes=["Validation mAP is VOC 2007 11-point AP at IoU "
+                   f"{hp.overlap_threshold}; small or crowded objects may be missed at this input size."])
 
     def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
         if "detector" not in data.info:

@@ -21,8 +21,10 @@ from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator
 from smcv.segmentation.model import (IMAGENET_MEAN, IMAGENET_STD, build_network, convert_syncbn, load_initial_weights,
                                      split_outputs, weights_need)
 from smcv.segmentation.predictor import SegmentationPredictor
+from smcv.segmentation.report import SegmentationReport
 from smcv.segmentation.transforms import build_transform, normalize
-from smcv.task_api import AdvisorFacts, Evaluator, PreparedData, Predictor, Task, TrainSettings, criterion_of
+from smcv.task_api import (AdvisorFacts, CardFacts, Evaluator, PreparedData, Predictor, Report, Task, TrainSettings,
+                           criterion_of)
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,23 @@ class SegmentationTask(Task):
                             count_unit=f"pixels of {masks} masks spread over the set",
                             balanced=hp.class_balance != "none", balance_remedy="class_balance=weights",
                             class_names=list(data.class_names))
+
+    def new_report(self, hp: HyperParameters, data: PreparedData) -> Optional[Report]:
+        return SegmentationReport(hp.num_classes, data.class_names)
+
+    def card_facts(self, hp: HyperParameters, data: PreparedData) -> CardFacts:
+        geometry = params.geometry(hp)
+        size = (f"resized to {geometry.size}x{geometry.size} (aspect ratio not kept)" if geometry.mode == "resize" else
+                f"the longer side resized to {geometry.size} and padded to a {geometry.size}x{geometry.size} square")
+        return CardFacts(
+            description=f"Semantic segmentation into {hp.num_classes} classes: a class id per pixel.",
+            architecture=f"{params.architecture(hp)} with a {params.encoder_name(hp)} "
+                         f"{'backbone' if params.architecture(hp) == 'fcn' else 'encoder'}"
+                         + (f" (depth {hp.encoder_depth})" if hp.encoder_depth else ""),
+            preprocessing=f"decoded as RGB, {size}, normalised with ImageNet mean/std; the mask comes back at the "
+                          "original image size.",
+            response_types=SegmentationPredictor.response_types,
+            notes=["Thin or small structures below the input resolution are lost by the resize."])
 
     def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
         return {**params.network(hp), "input": params.geometry(hp).as_manifest(), "ignore_index": params.IGNORE_INDEX,

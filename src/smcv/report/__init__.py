@@ -1,0 +1,1 @@
+"""The end-of-training report: plots and evaluation.json in /opt/ml/output/data, and the model card."""
