@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -118,26 +119,30 @@ def run(paths: Paths, stop: StopRequest) -> int:
                       emit=emit, tensorboard_dir=paths.tensorboard_dir)
     result = trainer.fit()
     if dist_utils.is_main():
-        trained = result.epochs_completed > 0 or inputs.model_artifact is not None
-        if not trained:
-            log.warning("no epoch finished: the saved model has untrained weights; endpoints refuse it unless "
-                        "%s=1", ENV_ALLOW_UNTRAINED)
-        manifest = {"task": task.name, "class_names": data.class_names, "hyperparameters": dict(hp),
-                    "selected_epoch": result.selected_epoch, "epochs_completed": result.epochs_completed,
-                    "trained": trained,
-                    "metrics": result.metrics, **task.manifest_fields(hp, data)}
-        artifact.save_artifact(paths.model_dir, result.state_dict, manifest)
-        if hp.get("export_onnx"):
-            export_after_training(paths.model_dir)
-        paths.output_data_dir.mkdir(parents=True, exist_ok=True)
-        (paths.output_data_dir / "metrics.json").write_text(json.dumps(result.history, indent=1))
-        log.info("model saved to %s (%s)", paths.model_dir, selection_summary(result, task.objective_metric))
-        job = TrainedJob(task, hp, settings, data, model, result, device)
-        plots = write_report(job, paths.output_data_dir, paths.evaluation_file, stop=lambda: stop.requested)
-        write_model_card(job, plots, describe_start(weights, inputs.model_artifact is not None), paths.model_card_file)
-        if not result.stopped_by_signal:
-            write_success(paths)
+        save_outputs(paths, TrainedJob(task, hp, settings, data, model, result, device), inputs, weights, stop)
     return 0
+
+
+def save_outputs(paths: Paths, job: TrainedJob, inputs: ChannelInputs, weights: Optional[Path], stop: StopRequest) -> None:
+    """Rank 0 after training: the model artifact, metrics.json, the report and the model card, then `success`."""
+    task, hp, data, result = job.task, job.hp, job.data, job.result
+    trained = result.epochs_completed > 0 or inputs.model_artifact is not None
+    if not trained:
+        log.warning("no epoch finished: the saved model has untrained weights; endpoints refuse it unless %s=1",
+                    ENV_ALLOW_UNTRAINED)
+    manifest = {"task": task.name, "class_names": data.class_names, "hyperparameters": dict(hp),
+                "selected_epoch": result.selected_epoch, "epochs_completed": result.epochs_completed,
+                "trained": trained, "metrics": result.metrics, **task.manifest_fields(hp, data)}
+    artifact.save_artifact(paths.model_dir, result.state_dict, manifest)
+    if hp.get("export_onnx"):
+        export_after_training(paths.model_dir)
+    paths.output_data_dir.mkdir(parents=True, exist_ok=True)
+    (paths.output_data_dir / "metrics.json").write_text(json.dumps(result.history, indent=1))
+    log.info("model saved to %s (%s)", paths.model_dir, selection_summary(result, task.objective_metric))
+    plots = write_report(job, paths.output_data_dir, paths.evaluation_file, stop=lambda: stop.requested)
+    write_model_card(job, plots, describe_start(weights, inputs.model_artifact is not None), paths.model_card_file)
+    if not result.stopped_by_signal:
+        write_success(paths)
 
 
 def selection_summary(result: FitResult, objective: str) -> str:
