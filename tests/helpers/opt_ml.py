@@ -44,6 +44,15 @@ class OptMl:
     def checkpoint_dir(self) -> Path:
         return self.base / "checkpoints"
 
+    def model_as_channel(self) -> Path:
+        """The trained model copied into a `model` channel, checkpoints cleared: the next run is incremental."""
+        model_channel = self.channel("model")
+        for name in ("model.pt", "manifest.json"):
+            (model_channel / name).write_bytes((self.model_dir / name).read_bytes())
+        for checkpoint in self.checkpoint_dir.glob("*"):
+            checkpoint.unlink()
+        return model_channel
+
     def env(self, task: str = "classification") -> dict:
         env = dict(os.environ)
         env.update({"SAGEMAKER_BASE_DIR": str(self.base), "SMCV_TASK": task, "PYTHONUNBUFFERED": "1",

@@ -59,11 +59,7 @@ def test_pipe_mode_manifest_and_incremental_training(opt_ml, monkeypatch, capsys
     assert run_in_process(opt_ml, monkeypatch, {"train": pipe, "validation": pipe}, epochs=1) == 0, opt_ml.failure
     manifest = artifact.load_manifest(opt_ml.model_dir)
     assert manifest["class_names"] == ["class_0", "class_1"] and manifest["source_class_ids"] == [3, 7]
-    model_channel = opt_ml.channel("model")
-    for name in ("model.pt", "manifest.json"):
-        (model_channel / name).write_bytes((opt_ml.model_dir / name).read_bytes())
-    for f in opt_ml.checkpoint_dir.glob("*"):
-        f.unlink()
+    opt_ml.model_as_channel()
     capsys.readouterr()
     channels = {"train": pipe, "validation": pipe, "model": {"TrainingInputMode": "File"}}
     assert run_in_process(opt_ml, monkeypatch, channels, epochs=1, use_pretrained_model=1) == 0, opt_ml.failure

@@ -21,15 +21,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_train_and_rank0_writes_once(opt_ml):
-    write_class_folders(opt_ml.channel("train"), 8)
-    write_class_folders(opt_ml.channel("validation"), 3)
-    opt_ml.configure({**TINY_CLASSIFICATION, "epochs": 2})
+def train_with_two_processes(opt_ml) -> tuple[subprocess.CompletedProcess, str]:
+    """`python -m smcv.train` on this host with two processes (gloo on loopback); the result and all its output."""
     env = {**opt_ml.env(), "SMCV_NPROC_PER_NODE": "2", "SMCV_MASTER_PORT": str(free_port())}
     for name in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):
         env.pop(name, None)
     proc = subprocess.run([sys.executable, "-m", "smcv.train"], env=env, capture_output=True, text=True, timeout=600)
-    out = proc.stdout + proc.stderr
+    return proc, proc.stdout + proc.stderr
+
+
+def test_two_processes_train_and_rank0_writes_once(opt_ml):
+    write_class_folders(opt_ml.channel("train"), 8)
+    write_class_folders(opt_ml.channel("validation"), 3)
+    opt_ml.configure({**TINY_CLASSIFICATION, "epochs": 2})
+    proc, out = train_with_two_processes(opt_ml)
     assert proc.returncode == 0, out
     assert "2 process(es)" in out
     metric_lines = [l for l in proc.stdout.splitlines() if l.startswith("#metrics")]
@@ -47,11 +52,7 @@ def test_two_processes_train_and_rank0_writes_once(opt_ml):
 def test_two_processes_with_class_balance_sampling_and_tensorboard(opt_ml):
     write_class_folders(opt_ml.channel("train"), 8)
     opt_ml.configure({**TINY_CLASSIFICATION, "epochs": 2, "class_balance": "sampling", "tensorboard": 1})
-    env = {**opt_ml.env(), "SMCV_NPROC_PER_NODE": "2", "SMCV_MASTER_PORT": str(free_port())}
-    for name in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):
-        env.pop(name, None)
-    proc = subprocess.run([sys.executable, "-m", "smcv.train"], env=env, capture_output=True, text=True, timeout=600)
-    out = proc.stdout + proc.stderr
+    proc, out = train_with_two_processes(opt_ml)
     assert proc.returncode == 0, out
     assert len(list((opt_ml.base / "output" / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 only
     advisor_lines = [line for line in out.splitlines() if "advisor: " in line]

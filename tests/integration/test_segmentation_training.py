@@ -61,11 +61,7 @@ def test_ground_truth_manifest_and_incremental_training(opt_ml, monkeypatch, cap
     assert run_in_process(opt_ml, monkeypatch) == 0
     manifest = artifact.load_manifest(opt_ml.model_dir)
     assert manifest["class_names"] == ["BACKGROUND", "lesion"] and manifest["data"]["train"]["format"] == "manifest"
-    model_channel = opt_ml.channel("model")
-    for name in ("model.pt", "manifest.json"):
-        (model_channel / name).write_bytes((opt_ml.model_dir / name).read_bytes())
-    for f in opt_ml.checkpoint_dir.glob("*"):
-        f.unlink()
+    opt_ml.model_as_channel()
     capsys.readouterr()
     assert run_in_process(opt_ml, monkeypatch, epochs=1, use_pretrained_model=1) == 0
     assert "initialised from the model channel" in capsys.readouterr().out
@@ -108,11 +104,7 @@ def test_fcn_default_trains_saves_serves_and_continues_from_the_model_channel(op
     body, ctype = predict_file(opt_ml.model_dir, image)
     mask = Image.open(io.BytesIO(body))
     assert ctype == "image/png" and mask.size == Image.open(image).size and int(np.array(mask).max()) <= 1
-    model_channel = opt_ml.channel("model")
-    for name in ("model.pt", "manifest.json"):
-        (model_channel / name).write_bytes((opt_ml.model_dir / name).read_bytes())
-    for f in opt_ml.checkpoint_dir.glob("*"):
-        f.unlink()
+    opt_ml.model_as_channel()
     capsys.readouterr()
     opt_ml.configure({**hp, "epochs": "1", "mini_batch_size": "3", "use_pretrained_model": "1"})
     assert train_main() == 0, opt_ml.failure
