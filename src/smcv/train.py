@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 import torch
 
@@ -29,7 +29,7 @@ from smcv.engine.loop import FitResult, Trainer
 from smcv.engine.signals import StopRequest
 from smcv.errors import ConfigError, UserError
 from smcv.export import export_after_training
-from smcv.inputs import ChannelInputs, read_inputs
+from smcv.inputs import ChannelInputs, channel_inputs, read_inputs
 from smcv.pretrained import load_matching
 from smcv.report.card import describe_start, write_model_card
 from smcv.report.job import TrainedJob
@@ -75,9 +75,9 @@ def pick_device(instance_type: str, facts: Optional[CudaFacts] = None) -> torch.
     return torch.device("cpu")
 
 
-def init_from_model_channel(task_name: str, model: torch.nn.Module, inputs: ChannelInputs) -> None:
+def init_from_model_channel(task_name: str, model: torch.nn.Module, channels: Mapping[str, Path]) -> None:
     """Incremental training: start from an smcv model artifact given in the `model` channel."""
-    folder = inputs.model_artifact
+    folder = channel_inputs(channels).model_artifact
     if folder is None:
         return
     manifest = artifact.load_manifest(folder)
