@@ -71,6 +71,12 @@ def save_artifact(model_dir: Path, state_dict: dict[str, torch.Tensor], manifest
     atomic_write_bytes(model_dir / MANIFEST_FILE, json.dumps(full, indent=2, sort_keys=True, default=_jsonable).encode())
 
 
+def update_manifest(model_dir: Path, fields: dict[str, Any]) -> None:
+    """Add or replace top-level fields of a saved manifest.json (atomically, same layout)."""
+    full = {**load_manifest(model_dir), **fields}
+    atomic_write_bytes(model_dir / MANIFEST_FILE, json.dumps(full, indent=2, sort_keys=True, default=_jsonable).encode())
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (tuple, set)):
         return list(value)

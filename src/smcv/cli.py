@@ -14,7 +14,7 @@ from smcv.engine.metrics_log import metric_definitions
 from smcv.tasks import get_task
 
 #: modules that add their own subcommands through register(subparsers)
-PLUGINS = ("smcv.predict_client", "smcv.classification.convert", "smcv.detection.convert", "smcv.export")
+PLUGINS = ("smcv.predict_client", "smcv.evaluate", "smcv.classification.convert", "smcv.detection.convert", "smcv.export")
 
 
 def _task_name(args: argparse.Namespace) -> str:

@@ -85,6 +85,7 @@ class Prediction:
     probabilities: list[float] = field(default_factory=list)
     detections: list[tuple[int, float, list[float]]] = field(default_factory=list)  # class id, score, xyxy 0-1
     pixel_counts: dict[int, int] = field(default_factory=dict)
+    threshold: Optional[float] = None  # a binary classifier's saved decision threshold (verbose answers)
 
     def name(self, class_id: int) -> str:
         return self.names[class_id] if 0 <= class_id < len(self.names) else str(class_id)
@@ -109,7 +110,8 @@ def parse_response(body: bytes, content_type: str, names: list[str]) -> Predicti
         return Prediction("detection", given, detections=[(int(d["class_id"]), float(d["score"]),
                                                            [float(v) for v in d["box"]]) for d in data["detections"]])
     if "probabilities" in data:  # classification's verbose answer
-        return Prediction("classification", given, [float(v) for v in data["probabilities"]])
+        return Prediction("classification", given, [float(v) for v in data["probabilities"]],
+                          threshold=data.get("decision_threshold"))
     rows = data.get("prediction", [])
     if rows and isinstance(rows[0], list):
         return Prediction("detection", given, detections=[(int(r[0]), float(r[1]), [float(v) for v in r[2:6]]) for r in rows])
@@ -203,14 +205,7 @@ def run_cli(args: argparse.Namespace) -> int:
     try:
         model_dir, target = _model_and_target(args)
         names = list(read_model(Path(model_dir))[0].get("class_names") or []) if model_dir else []
-        if args.url:
-            transport = http_transport(args.url)
-        elif args.endpoint:
-            transport = endpoint_transport(args.endpoint, args.region)
-        elif model_dir:
-            transport = local_transport(Path(model_dir))
-        else:
-            raise ConfigError("say where the model is: --url http://127.0.0.1:8080, --endpoint NAME or --model-dir DIR")
+        transport = choose_transport(args.url, args.endpoint, args.region, model_dir)
         options = PredictOptions(accept=args.accept or DEFAULT_ACCEPT, raw=bool(args.accept), names=names,
                                  overlay_dir=Path(args.overlay_dir) if args.overlay_dir else None,
                                  min_score=args.min_score)
@@ -219,6 +214,18 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"smcv predict: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def choose_transport(url: Optional[str], endpoint: Optional[str], region: Optional[str],
+                     model_dir: Optional[str]) -> Transport:
+    """A server URL, else a SageMaker endpoint, else the model folder in-process."""
+    if url:
+        return http_transport(url)
+    if endpoint:
+        return endpoint_transport(endpoint, region)
+    if model_dir:
+        return local_transport(Path(model_dir))
+    raise ConfigError("say where the model is: --url http://127.0.0.1:8080, --endpoint NAME or --model-dir DIR")
 
 
 def _model_and_target(args: argparse.Namespace) -> tuple[Optional[str], str]:

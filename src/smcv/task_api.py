@@ -139,6 +139,10 @@ class Report(Evaluator):
     def evaluation(self) -> dict[str, Any]:
         """JSON-ready fields for evaluation.json: per_class, confusion_matrix, ece, ... (see docs/observability.md)."""
 
+    def manifest_fields(self) -> dict[str, Any]:
+        """Fields the validation pass adds to manifest.json (e.g. a decision threshold); the default adds none."""
+        return {}
+
     @abc.abstractmethod
     def plots(self) -> dict[str, Callable[[Path], None]]:
         """Plot file name (e.g. 'confusion_matrix.png') to the function that writes it to the given path."""

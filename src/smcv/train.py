@@ -139,10 +139,18 @@ def save_outputs(paths: Paths, job: TrainedJob, inputs: ChannelInputs, weights: 
     paths.output_data_dir.mkdir(parents=True, exist_ok=True)
     (paths.output_data_dir / "metrics.json").write_text(json.dumps(result.history, indent=1))
     log.info("model saved to %s (%s)", paths.model_dir, selection_summary(result, task.objective_metric))
-    plots = write_report(job, paths.output_data_dir, paths.evaluation_file, stop=lambda: stop.requested)
+    plots = write_report(job, paths.output_data_dir, paths.evaluation_file, stop=lambda: stop.requested,
+                         update_manifest=lambda fields: save_manifest_fields(paths.model_dir, fields))
     write_model_card(job, plots, describe_start(weights, inputs.model_artifact is not None), paths.model_card_file)
     if not result.stopped_by_signal:
         write_success(paths)
+
+
+def save_manifest_fields(model_dir: Path, fields: dict) -> None:
+    """What the report pass chose on validation (a decision threshold) into manifest.json, logged."""
+    artifact.update_manifest(model_dir, fields)
+    for name, value in fields.items():
+        log.info("manifest.json: %s = %s", name, json.dumps(value, sort_keys=True))
 
 
 def selection_summary(result: FitResult, objective: str) -> str:

@@ -47,6 +47,10 @@ def test_class_folders_grey_rgb_rgba_png_jpeg(opt_ml):
     assert manifest["data"]["train_format"] == "folders" and manifest["data"]["train_samples"] == 10
     metrics = json.loads((opt_ml.base / "output" / "data" / "metrics.json").read_text())
     assert [m["epoch"] for m in metrics] == [1, 2] and "validation:accuracy" in metrics[-1]
+    threshold = manifest["decision_threshold"]  # binary with validation: chosen by Youden's J in the report pass
+    assert threshold["rule"] == "youden" and threshold["positive_class"] == 1 and 0 < threshold["value"] <= 1
+    evaluation = json.loads((opt_ml.base / "output" / "data" / "evaluation.json").read_text())
+    assert evaluation["decision_threshold"] == threshold
 
 
 def test_lst_channels_layout(opt_ml):

@@ -102,3 +102,20 @@ def test_unreachable_server_is_one_line_and_exit_2(tmp_path, capsys):
     assert cli_main(["predict", str(tmp_path / "images"), "--url", f"http://127.0.0.1:{free_port()}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "cannot reach" in err and "is the server running" in err
+
+
+@pytest.mark.parametrize("served_model", ["classification"], indirect=True)
+def test_evaluate_against_a_local_server_gives_the_in_process_numbers(served_model, tmp_path, capsys):
+    _, model_dir, url = served_model
+    rng = np.random.default_rng(4)
+    for name in CLASS_NAMES["classification"]:
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for index in range(2):
+            Image.fromarray(rng.integers(0, 256, (36, 40, 3), dtype=np.uint8)).save(tmp_path / "data" / name / f"{index}.png")
+    common = ["evaluate", "--task", "classification", "--data", str(tmp_path / "data")]
+    assert cli_main(common + ["--url", url]) == 0
+    served = json.loads(capsys.readouterr().out)
+    assert cli_main(common + ["--model-dir", str(model_dir)]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert served["images"] == 6 and served["accuracy"] == pytest.approx(local["accuracy"])
+    assert served["balanced_accuracy"] == pytest.approx(local["balanced_accuracy"]) and served["auc"] == pytest.approx(local["auc"], abs=1e-5)

@@ -7,6 +7,7 @@ import logging
 from smcv.balance import CLASS_BALANCE
 from smcv.classification.model import NUM_LAYERS
 from smcv.classification.sources import FORMATS
+from smcv.classification.threshold import RULES, applies, parse_setting
 from smcv.classification.transforms import AUGMENTATIONS
 from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
 from smcv.data.manifest import parse_attribute_names
@@ -39,6 +40,15 @@ def _params() -> list[Param]:
               help="smcv: against class imbalance: weights (inverse-frequency cross-entropy weights), sampling "
                    "(draw images so every class comes equally often) or none (the built-in's behaviour)"),
         Param("top_k", "int", None, low=2, help="also report validation top-k accuracy"),
+        Param("decision_threshold", "str", "auto",
+              help="smcv, binary single-label only: class 1 when its probability >= this, in verbose answers; auto "
+                   "(chosen on the validation channel by threshold_rule), none (highest probability, the built-in's "
+                   "behaviour) or a number in (0, 1)"),
+        Param("threshold_rule", "str", "youden", choices=RULES,
+              help="smcv: how decision_threshold=auto chooses: youden (max sensitivity + specificity - 1) or "
+                   "sensitivity (the highest threshold that reaches target_sensitivity)"),
+        Param("target_sensitivity", "float", 0.95, low=0, high=1, low_inclusive=False,
+              help="smcv: the validation sensitivity threshold_rule=sensitivity must reach"),
         Param("data_format", "str", "auto", choices=FORMATS, help="smcv: input format, sniffed by default"),
         Param("attribute_names", "str", None,
               help="smcv: augmented-manifest attributes, the image then the label, e.g. '[\"source-ref\", \"class\"]' "
@@ -56,6 +66,9 @@ def check(hp: HyperParameters) -> None:
     if hp.image_shape[0] not in (1, 3):
         raise ConfigError(f"image_shape {hp.image_shape}: the number of channels must be 1 (grey) or 3 (RGB)")
     parse_attribute_names(hp.attribute_names)
+    if isinstance(parse_setting(hp.decision_threshold), float) and not applies(hp.num_classes, hp.multi_label):
+        raise ConfigError(f"decision_threshold={hp.decision_threshold} needs a binary single-label job (num_classes=2, "
+                          "multi_label=0); leave it unset (auto) for other jobs")
     if hp.multi_label and hp.class_balance != "none":
         raise ConfigError(f"class_balance={hp.class_balance} works on single-label data; with multi_label=1 use "
                           "use_weighted_loss=1 (positive weights per class) and leave class_balance unset")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
+from smcv.classification.threshold import predicted_class
 from smcv.data.images import original_size
 from smcv.serving.codecs import JSON_VERBOSE, ResponseOptions
 from smcv.task_api import Predictor
@@ -27,11 +28,13 @@ class ClassificationPredictor(Predictor):
     batch_response_type = JSONLINES  # the built-in answers {"prediction": [...]} lines in batch transform
 
     def __init__(self, model: torch.nn.Module, transform, normalize, mode: str, multi_label: bool,
-                 class_names: list[str], device: torch.device, input_side: int = 0) -> None:
+                 class_names: list[str], device: torch.device, input_side: int = 0,
+                 decision_threshold: Optional[float] = None) -> None:
         self.model, self.transform, self.normalize, self.mode = model.eval(), transform, normalize, mode
         self.input_side = input_side  # the longest side the transform needs; larger requests decode smaller
         self.image_mode = mode
         self.multi_label, self.class_names, self.device = multi_label, class_names, device
+        self.decision_threshold = None if multi_label else decision_threshold  # binary: class 1 when p1 >= it
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
         tensor = self.transform(F.pil_to_tensor(image.convert(self.mode)))
@@ -55,12 +58,17 @@ class ClassificationPredictor(Predictor):
         return json.dumps(result).encode()
 
     def verbose(self, result: list[float], options: ResponseOptions) -> dict[str, Any]:
-        """JumpStart's {"probabilities", "labels", "predicted_label"} plus the n_predictions most likely classes."""
+        """JumpStart's {"probabilities", "labels", "predicted_label"} plus the n_predictions most likely classes;
+        predicted_label follows the saved decision threshold (then also in the answer) of a binary model."""
         names = self.class_names or [str(i) for i in range(len(result))]
         order = sorted(range(len(result)), key=lambda i: -result[i])
         top = order[: options.n_predictions or DEFAULT_TOP_K]
-        return {"probabilities": result, "labels": names, "predicted_label": names[order[0]],
-                "top_k": [{"label": names[i], "class_id": i, "probability": result[i]} for i in top]}
+        answer = {"probabilities": result, "labels": names,
+                  "predicted_label": names[predicted_class(result, self.decision_threshold)],
+                  "top_k": [{"label": names[i], "class_id": i, "probability": result[i]} for i in top]}
+        if self.decision_threshold is not None and len(result) == 2:
+            answer["decision_threshold"] = self.decision_threshold
+        return answer
 
 
 def _autocast(device: torch.device):

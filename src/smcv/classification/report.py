@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from smcv.classification import threshold as th
 from smcv.classification.metrics import AccuracyEvaluator
 from smcv.report import metrics as rm
 from smcv.report import plots
@@ -22,8 +23,10 @@ RELIABILITY = "reliability.png"
 class ClassificationReport(Report):
     """Keeps every validation probability (N x classes) and target of the selected model."""
 
-    def __init__(self, class_names: list[str], multi_label: bool, top_k: Optional[int]) -> None:
+    def __init__(self, class_names: list[str], multi_label: bool, top_k: Optional[int],
+                 threshold: tuple[th.Setting, str, float] = (th.NONE, "youden", 0.95)) -> None:
         self.names, self.multi_label = list(class_names), multi_label
+        self.threshold = threshold  # (decision_threshold, threshold_rule, target_sensitivity)
         self.evaluator = AccuracyEvaluator(multi_label, top_k)
         self.probabilities: list[np.ndarray] = []
         self.targets: list[np.ndarray] = []
@@ -78,6 +81,17 @@ class ClassificationReport(Report):
         probs, targets = self.arrays()
         return rm.confusion(targets, probs.argmax(axis=1), len(self.names))
 
+    def decision_threshold(self) -> Optional[dict[str, Any]]:
+        """The binary decision threshold's manifest entry from these validation probabilities (None: none)."""
+        if not th.applies(len(self.names), self.multi_label):
+            return None
+        probs, targets = self.arrays()
+        return th.validated_entry(*self.threshold, probs, targets)
+
+    def manifest_fields(self) -> dict[str, Any]:
+        entry = self.decision_threshold()
+        return {"decision_threshold": entry} if entry else {}
+
     def evaluation(self) -> dict[str, Any]:
         roc, pr = self.curves("roc"), self.curves("pr")
         rows = []
@@ -90,7 +104,8 @@ class ClassificationReport(Report):
         matrix = self.confusion_matrix()
         return {"per_class": rows, "confusion_matrix": None if matrix is None else matrix.tolist(),
                 "ece": calibration["ece"], "calibration_bins": calibration["bins"], "multi_label": self.multi_label,
-                "decision": "threshold 0.5 per class" if self.multi_label else "highest probability"}
+                "decision": "threshold 0.5 per class" if self.multi_label else "highest probability",
+                "decision_threshold": self.decision_threshold()}
 
     def plots(self) -> dict[str, Callable[[Path], None]]:
         drawn: dict[str, Callable[[Path], None]] = {}

@@ -91,6 +91,20 @@ def _ranked(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.nd
     return tps, (last + 1) - tps
 
 
+def ranked_thresholds(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each distinct score, highest first, with the true and false positives among scores >= it."""
+    tps, fps = _ranked(scores, positive)
+    return np.unique(np.asarray(scores, np.float64).ravel())[::-1], tps, fps
+
+
+def balanced_accuracy(matrix: np.ndarray) -> float:
+    """The mean recall over the classes that have true examples (rows of a confusion matrix)."""
+    m = np.asarray(matrix, np.float64)
+    support = m.sum(axis=1)
+    seen = support > 0
+    return float(np.mean(np.diag(m)[seen] / support[seen])) if seen.any() else float("nan")
+
+
 def roc_curve(scores: np.ndarray, positive: np.ndarray) -> Optional[Curve]:
     """ROC points (false positive rate, true positive rate) from (0, 0) and the area under them; None without
     both positives and negatives."""

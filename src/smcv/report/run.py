@@ -104,13 +104,19 @@ def base_evaluation(job: TrainedJob) -> dict[str, Any]:
             "class_names": list(data.class_names), "validation_samples": len(data.validation or [])}
 
 
-def write_report(job: TrainedJob, output_dir: Path, evaluation_file: Path,
-                 stop: Callable[[], bool] = lambda: False) -> list[str]:
-    """Plots and evaluation.json of the selected model; returns the plot file names written. Never raises."""
-    return safely("the training report", lambda: _write_report(job, output_dir, evaluation_file, stop)) or []
+ManifestUpdate = Callable[[dict[str, Any]], None]
 
 
-def _write_report(job: TrainedJob, output_dir: Path, evaluation_file: Path, stop: Callable[[], bool]) -> list[str]:
+def write_report(job: TrainedJob, output_dir: Path, evaluation_file: Path, stop: Callable[[], bool] = lambda: False,
+                 update_manifest: ManifestUpdate = lambda fields: None) -> list[str]:
+    """Plots and evaluation.json of the selected model, and the report's manifest fields (a decision threshold)
+    handed to update_manifest; returns the plot file names written. Never raises."""
+    return safely("the training report", lambda: _write_report(job, output_dir, evaluation_file, stop,
+                                                               update_manifest)) or []
+
+
+def _write_report(job: TrainedJob, output_dir: Path, evaluation_file: Path, stop: Callable[[], bool],
+                  update_manifest: ManifestUpdate) -> list[str]:
     evaluation = base_evaluation(job)
     history, objective = job.result.history, job.task.objective_metric
     plots: dict[str, Callable[[Path], None]] = {
@@ -121,6 +127,9 @@ def _write_report(job: TrainedJob, output_dir: Path, evaluation_file: Path, stop
     if report is not None:
         evaluation.update(safely("the per-class evaluation", report.evaluation) or {})
         plots.update(safely("the task's plot list", report.plots) or {})
+        fields = safely("the manifest fields of the validation pass", report.manifest_fields)
+        if fields:
+            safely("updating manifest.json", lambda: update_manifest(fields))
     evaluation["plots"], evaluation["plot_failures"] = draw(plots, output_dir)
     atomic_write_bytes(evaluation_file, json.dumps(jsonable(evaluation), indent=1).encode())
     log.info("report: %s and %d plot(s) in %s", evaluation_file.name, len(evaluation["plots"]), output_dir)

@@ -18,6 +18,7 @@ from smcv.classification.model import SMALL_IMAGE_DEPTHS, TrainingCriterion, ada
 from smcv.classification.predictor import ClassificationPredictor
 from smcv.classification.report import ClassificationReport
 from smcv.classification.sources import Split, check_labels, class_names_for, read_split
+from smcv.classification.threshold import fixed_entry, parse_setting
 from smcv.classification.transforms import GpuNormalize, eval_transform, normalisation, train_transform
 from smcv.config import HyperParameters, Schema
 from smcv.contract import ENV_CACHE_LIMIT_MB
@@ -119,7 +120,8 @@ class ClassificationTask(Task):
             class_names=list(data.class_names))
 
     def new_report(self, hp: HyperParameters, data: PreparedData) -> Optional[Report]:
-        return ClassificationReport(data.class_names, hp.multi_label, hp.top_k)
+        return ClassificationReport(data.class_names, hp.multi_label, hp.top_k,
+                                    (parse_setting(hp.decision_threshold), hp.threshold_rule, hp.target_sensitivity))
 
     def card_facts(self, hp: HyperParameters, data: PreparedData) -> CardFacts:
         c, h, w = hp.image_shape
@@ -138,7 +140,8 @@ class ClassificationTask(Task):
         mean, std = normalisation(hp.image_shape[0])
         return {"architecture": f"resnet{hp.num_layers}", "num_layers": hp.num_layers, "num_classes": hp.num_classes,
                 "image_shape": list(hp.image_shape), "resize": hp.resize, "multi_label": hp.multi_label,
-                "normalization": {"mean": mean, "std": std}, "data": data.info}
+                "normalization": {"mean": mean, "std": std}, "data": data.info,
+                "decision_threshold": fixed_entry(parse_setting(hp.decision_threshold))}
 
     def build_predictor(self, manifest: dict[str, Any], state_dict: dict[str, torch.Tensor], device: torch.device) -> Predictor:
         shape = tuple(manifest["image_shape"])
@@ -152,7 +155,8 @@ class ClassificationTask(Task):
         return ClassificationPredictor(model, eval_transform(shape, manifest.get("resize")),
                                        GpuNormalize(norm["mean"], norm["std"]), mode, bool(manifest.get("multi_label")),
                                        list(manifest.get("class_names") or []), device,
-                                       input_side=max(int(manifest.get("resize") or 0), *shape[1:]))
+                                       input_side=max(int(manifest.get("resize") or 0), *shape[1:]),
+                                       decision_threshold=(manifest.get("decision_threshold") or {}).get("value"))
 
 
 def _read_splits(hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict],
