@@ -86,14 +86,7 @@ def create_app(holder: ModelHolder, *, workers: int = 1, payload_mb: Optional[in
     errors = ErrorStateLog()
     slots = threading.BoundedSemaphore(concurrency) if concurrency else None
 
-    @app.get("/ping")
-    def ping() -> Any:
-        if holder.ready:
-            return Response(b"", status=200, mimetype="text/plain")
-        if holder.error is not None:
-            return _json(HTTPError(500, f"the model failed to load: {holder.error}", model_dir=str(holder.model_dir)))
-        return _json(HTTPError(503, "the model is loading; SageMaker keeps pinging until it is ready"))
-
+    app.add_url_rule("/ping", "ping", lambda: _ping(holder), methods=["GET"])
     in_batch = batch_transform()
 
     def decode(data: bytes, request_type: str) -> Any:
@@ -117,20 +110,31 @@ def create_app(holder: ModelHolder, *, workers: int = 1, payload_mb: Optional[in
             if records.is_record_request(request_type):
                 images = records.decode_lines(data, lambda item: decode(item, "application/x-image"))
                 body = records.join_answers(holder.run_many(predictor, images, response_type, attributes, options))
-                response_type = records.JSONLINES
             else:
                 body = holder.run(predictor, decode(data, request_type), response_type, attributes, options)
         errors.ok()
-        return Response(body, status=200, content_type=response_type)
+        return Response(body, status=200,
+                        content_type=records.JSONLINES if records.is_record_request(request_type) else response_type)
 
-    @app.get("/execution-parameters")
-    def execution_parameters() -> Any:
-        concurrency = max(1, min(workers * holder.max_batch_size, BATCH_TRANSFORM_BUDGET_MB // limit_mb))
-        return jsonify({"MaxConcurrentTransforms": concurrency, "BatchStrategy": "SINGLE_RECORD",
-                        "MaxPayloadInMB": limit_mb})
-
+    app.add_url_rule("/execution-parameters", "execution_parameters",
+                     lambda: _execution_parameters(holder, workers, limit_mb), methods=["GET"])
     _register_error_handlers(app, errors)
     return app
+
+
+def _execution_parameters(holder: ModelHolder, workers: int, limit_mb: int) -> Response:
+    """Batch transform hints (SageMaker's guide spells the strategy SINGLE_RECORD)."""
+    concurrency = max(1, min(workers * holder.max_batch_size, BATCH_TRANSFORM_BUDGET_MB // limit_mb))
+    return jsonify({"MaxConcurrentTransforms": concurrency, "BatchStrategy": "SINGLE_RECORD", "MaxPayloadInMB": limit_mb})
+
+
+def _ping(holder: ModelHolder) -> Response:
+    """200 once every request will be served; 500 naming the load failure; 503 while loading."""
+    if holder.ready:
+        return Response(b"", status=200, mimetype="text/plain")
+    if holder.error is not None:
+        return _json(HTTPError(500, f"the model failed to load: {holder.error}", model_dir=str(holder.model_dir)))
+    return _json(HTTPError(503, "the model is loading; SageMaker keeps pinging until it is ready"))
 
 
 @contextmanager
