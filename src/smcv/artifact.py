@@ -7,7 +7,7 @@ import os
 import platform
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torchvision
@@ -29,52 +29,53 @@ def versions() -> dict[str, str]:
 ARTIFACT_MODE = 0o644  # mkstemp creates 0600; artifacts must be readable by a server running as another user
 
 
-def publish_temporary(tmp: str, path: Path) -> None:
-    """Give a finished temporary file the artifact mode and rename it onto `path`."""
-    os.chmod(tmp, ARTIFACT_MODE)
-    os.replace(tmp, path)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so that readers never see a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        publish_temporary(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save through a temporary file and a rename."""
+def atomic_save(path: Path, write: Callable[[str], None]) -> None:
+    """Let `write` fill a temporary file beside `path`, then give it the artifact mode and rename it onto `path`,
+    so that readers never see a partial file; the temporary file is removed on any failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
-        torch.save(obj, tmp)
-        publish_temporary(tmp, path)
+        write(tmp)
+        os.chmod(tmp, ARTIFACT_MODE)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_synced(tmp: str, data: bytes) -> None:
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that readers never see a partial one."""
+    atomic_save(path, lambda tmp: _write_synced(tmp, data))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save through a temporary file and a rename."""
+    atomic_save(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _write_manifest(model_dir: Path, manifest: dict[str, Any]) -> None:
+    atomic_write_bytes(model_dir / MANIFEST_FILE,
+                       json.dumps(manifest, indent=2, sort_keys=True, default=_jsonable).encode())
 
 
 def save_artifact(model_dir: Path, state_dict: dict[str, torch.Tensor], manifest: dict[str, Any]) -> None:
     """Write model.pt and manifest.json (flat layout, no symlinks)."""
     cpu_state = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     atomic_torch_save(cpu_state, model_dir / MODEL_FILE)
-    full = {"manifest_version": MANIFEST_VERSION, **manifest, "versions": versions()}
-    atomic_write_bytes(model_dir / MANIFEST_FILE, json.dumps(full, indent=2, sort_keys=True, default=_jsonable).encode())
+    _write_manifest(model_dir, {"manifest_version": MANIFEST_VERSION, **manifest, "versions": versions()})
 
 
 def update_manifest(model_dir: Path, fields: dict[str, Any]) -> None:
     """Add or replace top-level fields of a saved manifest.json (atomically, same layout)."""
-    full = {**load_manifest(model_dir), **fields}
-    atomic_write_bytes(model_dir / MANIFEST_FILE, json.dumps(full, indent=2, sort_keys=True, default=_jsonable).encode())
+    _write_manifest(model_dir, {**load_manifest(model_dir), **fields})
 
 
 def _jsonable(value: Any) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -77,15 +76,8 @@ def export_torchscript(graph: ExportGraph, output: Path) -> None:
     """Write a traced TorchScript file with the metadata as an extra file (torch.jit.load(..., _extra_files))."""
     with torch.no_grad():
         traced = torch.jit.trace(graph.module, (graph.example,), check_trace=False)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
-    os.close(fd)
-    try:
-        torch.jit.save(traced, tmp, _extra_files={TORCHSCRIPT_METADATA_FILE: json.dumps(graph.metadata)})
-        artifact.publish_temporary(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    extra = {TORCHSCRIPT_METADATA_FILE: json.dumps(graph.metadata)}
+    artifact.atomic_save(output, lambda tmp: torch.jit.save(traced, tmp, _extra_files=extra))
 
 
 def export_model(model_dir: Path, fmt: str, output: Path) -> dict[str, Any]:

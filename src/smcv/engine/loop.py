@@ -172,7 +172,8 @@ class Trainer:
                 with self.precision.autocast():
                     loss = self.task.training_loss(self.model, batch, self.device)
                 self.scaler.scale(loss / self.accum).backward()
-            self.observer.micro_batch(loss.detach().float(), batch_size_of(batch))
+            step_loss, images = loss.detach().float(), batch_size_of(batch)
+            self.observer.micro_batch(step_loss, images)
             if last_micro:
                 if self.observer.measuring():
                     self.observer.gradients(self.scaler, self.optimizer)
@@ -181,9 +182,9 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scheduler.step()
                 self.observer.after_step(self.optimizer.param_groups[0]["lr"])
-            loss_sum += loss.detach().float()
-            seen += batch_size_of(batch)
-            self.progress.step_done(i + 1, batch_size_of(batch) * world, lambda: float(loss_sum / (i + 1)))
+            loss_sum += step_loss
+            seen += images
+            self.progress.step_done(i + 1, images * world, lambda: float(loss_sum / (i + 1)))
             if (i + 1) % LOG_EVERY_STEPS == 0:
                 self._check_finite(loss_sum / (i + 1), epoch, i + 1)
             if dist_utils.any_rank(self.stop.requested, self.device):

@@ -103,18 +103,18 @@ def create_app(holder: ModelHolder, *, workers: int = 1, payload_mb: Optional[in
         response_type = codecs.negotiate(accept, predictor.response_types, default)  # the one negotiation
         options = codecs.response_options(accept)
         attributes = request.headers.get(CUSTOM_ATTRIBUTES_HEADER)
-        if records.is_record_request(request_type):
+        several = records.is_record_request(request_type)  # JSON Lines of images, answered line by line
+        if several:
             records.check_json_answer(response_type)
         data = _read_body(limit_bytes, limit_mb)
         with _slot(slots, holder.timeout_s):
-            if records.is_record_request(request_type):
+            if several:
                 images = records.decode_lines(data, lambda item: decode(item, "application/x-image"))
                 body = records.join_answers(holder.run_many(predictor, images, response_type, attributes, options))
             else:
                 body = holder.run(predictor, decode(data, request_type), response_type, attributes, options)
         errors.ok()
-        return Response(body, status=200,
-                        content_type=records.JSONLINES if records.is_record_request(request_type) else response_type)
+        return Response(body, status=200, content_type=records.JSONLINES if several else response_type)
 
     app.add_url_rule("/execution-parameters", "execution_parameters",
                      lambda: _execution_parameters(holder, workers, limit_mb), methods=["GET"])
