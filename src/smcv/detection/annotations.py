@@ -11,7 +11,7 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from smcv.data.images import IMAGE_EXTENSIONS
-from smcv.data.manifest import read_manifest, resolve_ref
+from smcv.data.manifest import read_numbered_manifest, resolve_ref
 from smcv.detection.labels import Objects, clean_boxes, image_size_of, objects_from_annotations
 from smcv.detection.samples import ChannelData, FileImage, Sample
 from smcv.errors import DataError
@@ -120,7 +120,7 @@ def read_manifest_channel(channel: str, manifests: list[Path], search_dirs: Sequ
     ref_attr = attribute_names[0] if attribute_names else "source-ref"
     data = ChannelData(channel, "manifest", [])
     for manifest in manifests:
-        for lineno, obj in enumerate(read_manifest(manifest), 1):
+        for lineno, obj in read_numbered_manifest(manifest):
             where = f"{manifest}, line {lineno}"
             label_attr = _label_attribute(obj, attribute_names)
             if ref_attr not in obj or label_attr is None or label_attr not in obj:

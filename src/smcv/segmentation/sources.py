@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from smcv.data.images import IMAGE_EXTENSIONS, sniff_image_type
-from smcv.data.manifest import read_manifest, resolve_ref
+from smcv.data.manifest import read_numbered_manifest, resolve_ref
 from smcv.data.recordio import IndexedRecordReader, index_beside, unpack
 from smcv.errors import DataError
 from smcv.segmentation.masks import parse_color_map
@@ -140,7 +140,7 @@ def manifest_pairs(manifest: Path, search_dirs: list[Path], mask_attribute: Opti
     files: list[tuple[Path, Path]] = []
     colors: dict[int, int] = {}
     names: dict[int, str] = {}
-    for lineno, line in enumerate(read_manifest(manifest), 1):
+    for lineno, line in read_numbered_manifest(manifest):
         where = f"{manifest}, line {lineno}"
         if "source-ref" not in line:
             raise DataError(f"{where}: no 'source-ref' (the image); keys are {', '.join(sorted(line))}")

@@ -131,6 +131,15 @@ def test_manifest_missing_file(tmp_path):
         prepare({"train": train})
 
 
+def test_manifest_errors_name_the_real_line_after_blank_lines(tmp_path):
+    train = tmp_path / "train"
+    path = ground_truth_manifest(train, 2)
+    first, second = path.read_text().splitlines()
+    path.write_text(f"{first}\n\n\n{second.replace('source-ref', 'image-ref')}\n")  # the bad line is line 4
+    with pytest.raises(DataError, match=r"train\.manifest, line 4: no 'source-ref'"):
+        prepare({"train": train})
+
+
 def _pipe(opt_ml, channel, records):
     fifo = opt_ml.base / "input" / "data" / f"{channel}_0"  # a plain file stands in for the FIFO
     with RecordWriter(fifo) as writer:
