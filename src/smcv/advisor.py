@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from smcv.task_api import AdvisorFacts, TrainSettings
+from smcv.task_api import AdvisorFacts, TrainSettings, class_label
 
 log = logging.getLogger("smcv.advisor")
 
@@ -53,17 +53,13 @@ def _augmentation(s: TrainSettings, f: AdvisorFacts) -> Optional[Finding]:
     return None
 
 
-def _class_label(f: AdvisorFacts, i: int) -> str:
-    return f"{i} ({f.class_names[i]})" if i < len(f.class_names) and f.class_names[i] != str(i) else str(i)
-
-
 def _imbalance(s: TrainSettings, f: AdvisorFacts) -> list[Finding]:
     counts = f.class_counts or []
     found = []
     empty = [i for i, c in enumerate(counts) if c == 0]
     if empty:
         found.append(Finding("ClassWithoutExamples", "warning", (
-            f"class(es) {', '.join(_class_label(f, i) for i in empty)} have no training {f.count_unit}: the model cannot learn them; "
+            f"class(es) {', '.join(class_label(f.class_names, i) for i in empty)} have no training {f.count_unit}: the model cannot learn them; "
             "add examples, or lower num_classes when those ids are unused")))
     present = [i for i, c in enumerate(counts) if c > 0]
     if len(present) >= 2 and not f.balanced:
@@ -72,8 +68,8 @@ def _imbalance(s: TrainSettings, f: AdvisorFacts) -> list[Finding]:
         if ratio >= IMBALANCE_RATIO:
             remedy = f"set {f.balance_remedy}" if f.balance_remedy else "add examples of the rare classes"
             found.append(Finding("ClassImbalance", "warning", (
-                f"classes are imbalanced {ratio:.1f}:1 in the training {f.count_unit} (class {_class_label(f, big)}: {counts[big]}, "
-                f"class {_class_label(f, small)}: {counts[small]}); the model may ignore the rare classes: {remedy}")))
+                f"classes are imbalanced {ratio:.1f}:1 in the training {f.count_unit} (class {class_label(f.class_names, big)}: {counts[big]}, "
+                f"class {class_label(f.class_names, small)}: {counts[small]}); the model may ignore the rare classes: {remedy}")))
     return found
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from PIL import Image
@@ -157,6 +157,13 @@ class CardFacts:
     preprocessing: str  # image size and preprocessing the model applies to a request image
     response_types: tuple[str, ...] = ()  # Accept values the endpoint answers
     notes: list[str] = field(default_factory=list)  # task-specific limits
+
+
+def class_label(class_names: Sequence[str], class_id: int) -> str:
+    """'3 (effusion)' for a named class, '3' when the class has no name of its own; for log messages."""
+    if class_id < len(class_names) and class_names[class_id] != str(class_id):
+        return f"{class_id} ({class_names[class_id]})"
+    return str(class_id)
 
 
 class Predictor(abc.ABC):

@@ -31,8 +31,9 @@ class AccuracyEvaluator(Evaluator):
             self.correct += float((predicted == targets).sum())
             self.total += targets.numel()
             return
-        self.correct += float((outputs.argmax(dim=1) == targets).sum())
-        self._count(torch.bincount(outputs.argmax(dim=1), minlength=outputs.shape[1]))
+        predicted = outputs.argmax(dim=1)
+        self.correct += float((predicted == targets).sum())
+        self._count(torch.bincount(predicted, minlength=outputs.shape[1]))
         self.total += targets.numel()
         if self.top_k:
             k = min(self.top_k, outputs.shape[1])

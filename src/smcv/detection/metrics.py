@@ -112,14 +112,6 @@ def _precision_recall(flags: np.ndarray, positives: int) -> tuple[np.ndarray, np
     return tp / np.maximum(tp + fp, 1e-12), tp / max(positives, 1)
 
 
-def _sorted_flags(parts: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    if not parts:
-        return np.zeros(0, bool)
-    scores = np.concatenate([p[0] for p in parts])
-    flags = np.concatenate([p[1] for p in parts])
-    return flags[np.argsort(-scores, kind="stable")]
-
-
 class MatchAccumulator:
     """Matches each image as it arrives and keeps only (score, true positive) per detection and class."""
 
@@ -176,8 +168,8 @@ class MatchAccumulator:
             positives = int(self.positives[label])
             if positives == 0:
                 continue
-            voc[label] = voc07_ap(_sorted_flags(self.voc[label]), positives)
-            coco[label] = float(np.mean([coco_ap(_sorted_flags(parts), positives) for parts in self.coco[label]]))
+            voc[label] = voc07_ap(ranked_detections(self.voc[label])[1], positives)
+            coco[label] = float(np.mean([coco_ap(ranked_detections(parts)[1], positives) for parts in self.coco[label]]))
         return {"mAP": float(np.mean(list(voc.values()))) if voc else 0.0,
                 "mAP_coco": float(np.mean(list(coco.values()))) if coco else 0.0, "per_class": voc,
                 "per_class_coco": coco}

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional, Sequence
 
+from smcv.task_api import class_label
+
 #: intervals per window of LossNotDecreasing: the mean of the last window is compared with the window before
 LOSS_WINDOW_INTERVALS = 5
 #: the relative fall of the interval loss below which a window counts as not decreasing
@@ -121,8 +123,7 @@ class HealthMonitor:
         needed = min(self.passes, NEVER_PREDICTED_EPOCHS) if final else NEVER_PREDICTED_EPOCHS
         missing = [label for label, passes in self.unpredicted.items() if passes >= needed]
         if missing:
-            names = ", ".join(f"{i} ({class_names[i]})" if i < len(class_names) and class_names[i] != str(i) else str(i)
-                              for i in missing)
+            names = ", ".join(class_label(class_names, i) for i in missing)
             self._fire("ClassNeverPredicted", (
                 f"class(es) {names} got no prediction in the last {max(self.unpredicted[i] for i in missing)} "
                 "validation pass(es). Check that the training set has enough examples of them; use "

@@ -116,8 +116,7 @@ def sample_raw_masks(source: PairSource, count: int = SAMPLE_MASKS) -> list[np.n
     """Stored values of up to `count` masks spread over the source."""
     if len(source) == 0:
         return []
-    picks = sorted(set(np.linspace(0, len(source) - 1, num=min(count, len(source))).astype(int).tolist()))
-    return [raw_values(*source.mask_bytes(i)) for i in picks]
+    return [raw_values(*source.mask_bytes(i)) for i in spread_indices(len(source), count)]
 
 
 def make_decoder(split: Split, num_classes: int, binary_255: bool) -> MaskDecoder:

@@ -7,6 +7,7 @@ pixels}, "class_pixels": {name: count}, "mask_png_base64": the indexed PNG mask,
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 from typing import Any
@@ -33,7 +34,8 @@ RESPONSE_TYPES = (PNG, RECORDIO_PROTOBUF, PROTOBUF, JSON, JSON_PROBABILITIES, JS
 JSON_PROBABILITY_SIDE = 64
 
 
-def palette() -> list[int]:
+@functools.lru_cache(maxsize=1)
+def palette() -> tuple[int, ...]:
     """A 256-colour palette (PASCAL VOC's bit pattern) so indexed masks are viewable; index 255 is white."""
     colors = []
     for index in range(256):
@@ -46,7 +48,16 @@ def palette() -> list[int]:
             cid >>= 3
         colors += [r, g, b]
     colors[255 * 3:] = [255, 255, 255]
-    return colors
+    return tuple(colors)
+
+
+def mask_png(labels: np.ndarray) -> bytes:
+    """A class-id mask as an indexed PNG in the serving palette (255, unlabelled, is white)."""
+    image = Image.fromarray(np.ascontiguousarray(labels, np.uint8), "P")
+    image.putpalette(palette())
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
 
 
 def class_ids(probs: torch.Tensor) -> np.ndarray:
@@ -68,7 +79,6 @@ class SegmentationPredictor(Predictor):
         self.mode, self.size = geometry["mode"], int(geometry["size"])
         self.input_side = self.size  # requests far larger than this are decoded smaller; masks keep the sent size
         self.mean, self.std, self.class_names = tuple(mean), tuple(std), class_names
-        self._palette = palette()
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
         tensor = F.pil_to_tensor(image.convert("RGB"))
@@ -103,7 +113,7 @@ class SegmentationPredictor(Predictor):
             return probabilities_response(probs.numpy())
         labels = class_ids(probs)
         if accept == PNG:
-            return self._png(labels)
+            return mask_png(labels)
         if accept == JSON_VERBOSE:
             return json.dumps(self.verbose(labels, int(result.shape[0]))).encode()
         if accept in (JSON, JSON_PROBABILITIES):
@@ -118,14 +128,7 @@ class SegmentationPredictor(Predictor):
         return {"labels": names, "shape": [int(labels.shape[0]), int(labels.shape[1])],
                 "class_share": {names[i]: round(int(n) / total, 6) for i, n in enumerate(counts[: len(names)])},
                 "class_pixels": {names[i]: int(n) for i, n in enumerate(counts[: len(names)])},
-                "mask_png_base64": base64.b64encode(self._png(labels)).decode("ascii")}
-
-    def _png(self, labels: np.ndarray) -> bytes:
-        img = Image.frombytes("P", (labels.shape[1], labels.shape[0]), np.ascontiguousarray(labels).tobytes())
-        img.putpalette(self._palette)
-        out = io.BytesIO()
-        img.save(out, format="PNG")
-        return out.getvalue()
+                "mask_png_base64": base64.b64encode(mask_png(labels)).decode("ascii")}
 
     def _json(self, labels: np.ndarray, result: torch.Tensor, meta: dict[str, Any], with_probs: bool) -> dict[str, Any]:
         counts = np.bincount(labels.ravel(), minlength=len(self.class_names) or int(result.shape[0]))

@@ -3,33 +3,22 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
-from PIL import Image
 
 from smcv.overlays import segmentation_overlay
 from smcv.report import grids, plots
 from smcv.report import metrics as rm
 from smcv.segmentation.metrics import ConfusionEvaluator
-from smcv.segmentation.predictor import palette
+from smcv.segmentation.predictor import mask_png
 from smcv.task_api import Report
 
 IOU = "iou_per_class.png"
 GRID = "segmentation_grid.png"
 TRIPLETS_PER_ROW = 2
-
-
-def mask_png(mask: np.ndarray) -> bytes:
-    """A class-id mask as an indexed PNG in the serving palette (255, unlabelled, is white)."""
-    image = Image.fromarray(np.ascontiguousarray(mask, np.uint8), "P")
-    image.putpalette(palette())
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 class SegmentationReport(Report):
