@@ -61,10 +61,20 @@ class ClassificationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items) if self.items else len(self.index)
 
+    def _target(self, i: int) -> torch.Tensor:
+        """Sample i's target from its label alone (a RecordIO header is read, no image is decoded)."""
+        if self.items:
+            item = self.items[i]
+            return to_target(item.labels, self.num_classes, self.multi_label, _item_where(item))
+        r, k = self.index[i]
+        source = f"{self.readers[r].rec_path.name} record {k}"
+        header, _ = unpack(self.readers[r].read_at(k), source)
+        return to_target(header.label, self.num_classes, self.multi_label, source)
+
     def _load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.items:
             item = self.items[i]
-            where = f"{item.path.name} ({item.origin})" if item.origin else item.path.name
+            where = _item_where(item)
             if item.record is None:
                 image = decode_image(_read(item.path), str(item.path), mode=self.mode)
             else:
@@ -101,10 +111,15 @@ class ClassificationDataset(Dataset):
         return int(np.atleast_1d(header.label)[0])
 
     def targets(self) -> list[torch.Tensor]:
-        """All targets (decodes RecordIO headers when not cached)."""
+        """All targets (from the labels and RecordIO headers when not cached; no image is decoded)."""
         if self.cache is not None:
             return [t for _, t in self.cache]
-        return [self._load(i)[1] for i in range(len(self))]
+        return [self._target(i) for i in range(len(self))]
+
+
+def _item_where(item: FileItem) -> str:
+    """How errors name a file sample: its file name and, when known, where its label came from."""
+    return f"{item.path.name} ({item.origin})" if item.origin else item.path.name
 
 
 def _read(path: Path) -> bytes:

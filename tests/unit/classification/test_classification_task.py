@@ -125,3 +125,16 @@ def test_accuracy_evaluator_top_k_and_merge():
     other.update(logits[:1], (None, torch.tensor([0])))
     evaluator.merge([other.state()])
     assert evaluator.compute() == {"validation:accuracy": pytest.approx(2 / 4), "validation:top_2_accuracy": pytest.approx(3 / 4)}
+
+
+def test_targets_come_from_labels_without_decoding_images(tmp_path):
+    """use_weighted_loss counts positives over the whole set: that must read labels, not decode every image."""
+    from smcv.classification.datasets import ClassificationDataset
+    from smcv.data.recordio import IRHeader, RecordWriter, pack
+
+    rec = tmp_path / "train.rec"
+    with RecordWriter(rec, rec.with_suffix(".idx")) as writer:
+        for i, labels in enumerate(([1.0, 0.0, 1.0], [0.0, 1.0, 0.0])):
+            writer.write(pack(IRHeader(0, labels, i, 0), b"not an image"), key=i)
+    dataset = ClassificationDataset([], [rec], "RGB", 3, True, transform=lambda x: x, cache_limit_bytes=0)
+    assert [t.tolist() for t in dataset.targets()] == [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
