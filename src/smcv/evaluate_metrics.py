@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import numpy as np
+import torch
 
 from smcv.classification import threshold as th
 from smcv.detection.metrics import ImageResult, mean_average_precision
 from smcv.report import metrics as rm
+from smcv.segmentation.metrics import DICE, MIOU, PIXEL_ACCURACY
+from smcv.segmentation.metrics import scores as seg_scores
 
 #: the training metric's IoU threshold (validation:mAP, VOC07 11-point)
 OD_IOU = 0.5
@@ -42,12 +45,15 @@ def detection_scores(images: list[ImageResult], num_classes: int) -> dict[str, A
 
 
 def segmentation_scores(matrix: np.ndarray) -> dict[str, Any]:
-    """Mean IoU and mean Dice over the classes seen (in the masks or the predictions), pixel accuracy, per class."""
+    """Mean IoU and pixel accuracy as training computes them (segmentation.metrics.scores), `dice` as training's
+    validation:dice (the foreground class for 2 classes), mean Dice over the classes seen, and per-class values."""
     rows = rm.class_scores(matrix)
-    ious = [r["iou"] for r in rows if r["iou"] is not None]
     dices = [r["dice"] for r in rows if r["dice"] is not None]
     total = int(np.sum(matrix))
-    return {"pixels": total, "mean_iou": float(np.mean(ious)) if ious else None,
-            "mean_dice": float(np.mean(dices)) if dices else None,
-            "pixel_accuracy": float(np.trace(matrix) / total) if total else None,
+    if not total:
+        return {"pixels": 0, "mean_iou": None, "dice": None, "mean_dice": None, "pixel_accuracy": None,
+                "per_class": [{"class_id": c, "iou": r["iou"], "dice": r["dice"]} for c, r in enumerate(rows)]}
+    trained = seg_scores(torch.from_numpy(np.asarray(matrix)))
+    return {"pixels": total, "mean_iou": trained[MIOU], "dice": trained[DICE],
+            "mean_dice": float(np.mean(dices)) if dices else None, "pixel_accuracy": trained[PIXEL_ACCURACY],
             "per_class": [{"class_id": c, "iou": r["iou"], "dice": r["dice"]} for c, r in enumerate(rows)]}

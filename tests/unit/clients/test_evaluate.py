@@ -54,6 +54,7 @@ def test_segmentation_scores_of_one_mask():
     scores = segmentation_scores(confusion(TRUTH[valid], PREDICTED[valid], 2))
     assert scores["mean_iou"] == pytest.approx((2 / 3 + 4 / 5) / 2)
     assert scores["mean_dice"] == pytest.approx((4 / 5 + 8 / 9) / 2) and scores["pixel_accuracy"] == pytest.approx(6 / 7)
+    assert scores["dice"] == pytest.approx(8 / 9)  # training's validation:dice: the foreground class of 2
 
 
 def _png(array: np.ndarray) -> bytes:
