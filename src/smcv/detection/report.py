@@ -80,7 +80,7 @@ class DetectionReport(Report):
 
     def grid(self) -> Any:
         """Pairs of tiles (true boxes | predicted boxes with scores), PAIRS_PER_ROW pairs a row."""
-        tiles = []
+        groups = []
         for image, det, target in self.samples:
             picture = grids.fit(grids.to_pil(image))
             height, width = image.shape[-2:]
@@ -88,8 +88,6 @@ class DetectionReport(Report):
             truth = [(int(c), 1.0, list(b / scale)) for c, b in zip(target["labels"], target["boxes"])]
             order = np.argsort(-det["scores"])[:GRID_MAX_BOXES]
             predicted = [(int(det["labels"][i]), float(det["scores"][i]), list(det["boxes"][i] / scale)) for i in order]
-            tiles += [detection_overlay(picture, truth, self.names, 0.0, show_scores=False),
-                      detection_overlay(picture, predicted, self.names, GRID_MIN_SCORE)]
-        rows = [tiles[i:i + 2 * PAIRS_PER_ROW] for i in range(0, len(tiles), 2 * PAIRS_PER_ROW)]
-        headers = ["true boxes", f"predicted (score >= {GRID_MIN_SCORE})"] * min(PAIRS_PER_ROW, len(self.samples))
-        return grids.grid(rows, headers)
+            groups.append([detection_overlay(picture, truth, self.names, 0.0, show_scores=False),
+                           detection_overlay(picture, predicted, self.names, GRID_MIN_SCORE)])
+        return grids.sample_grid(groups, ["true boxes", f"predicted (score >= {GRID_MIN_SCORE})"], PAIRS_PER_ROW)

@@ -43,6 +43,15 @@ def grid(rows: Sequence[Sequence[Image.Image]], headers: Sequence[str], side: in
     return out
 
 
+def sample_grid(groups: Sequence[Sequence[Image.Image]], headers: Sequence[str], per_row: int) -> Image.Image:
+    """One group of tiles per sample (e.g. image | truth | prediction), `per_row` groups a row, the group's headers
+    repeated over each group of columns."""
+    tiles = [tile for group in groups for tile in group]
+    width = len(headers) * per_row
+    rows = [tiles[i:i + width] for i in range(0, len(tiles), width)]
+    return grid(rows, list(headers) * min(per_row, len(groups)))
+
+
 def save_png(image: Image.Image, path: Path) -> None:
     """Write a grid as PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -66,11 +66,9 @@ class SegmentationReport(Report):
 
     def grid(self) -> Any:
         """Triplets (image | true mask | predicted mask) of the first validation images, TRIPLETS_PER_ROW a row."""
-        tiles = []
+        groups = []
         for image, mask, predicted in self.samples:
             picture = grids.fit(grids.to_pil(image))
-            tiles += [picture, segmentation_overlay(picture, mask_png(mask)),
-                      segmentation_overlay(picture, mask_png(predicted))]
-        rows = [tiles[i:i + 3 * TRIPLETS_PER_ROW] for i in range(0, len(tiles), 3 * TRIPLETS_PER_ROW)]
-        headers = ["image", "true mask", "predicted mask"] * min(TRIPLETS_PER_ROW, len(self.samples))
-        return grids.grid(rows, headers)
+            groups.append([picture, segmentation_overlay(picture, mask_png(mask)),
+                           segmentation_overlay(picture, mask_png(predicted))])
+        return grids.sample_grid(groups, ["image", "true mask", "predicted mask"], TRIPLETS_PER_ROW)
