@@ -74,6 +74,18 @@ def test_segmentation_through_a_transport_at_the_mask_size(tmp_path):
     assert asked == ["image/png"] and scores["mean_iou"] == pytest.approx((2 / 3 + 4 / 5) / 2)
 
 
+def test_a_mask_of_another_size_than_its_answer_is_a_data_error_naming_it(tmp_path):
+    from smcv.errors import DataError
+
+    (tmp_path / "validation").mkdir()
+    (tmp_path / "validation_annotation").mkdir()
+    Image.new("RGB", (4, 2)).save(tmp_path / "validation" / "a.jpg")
+    (tmp_path / "validation_annotation" / "a.png").write_bytes(_png(TRUTH))
+    transport = lambda data, content_type, accept: (_png(np.zeros((3, 5), np.uint8)), "image/png")  # noqa: E731
+    with pytest.raises(DataError, match=r"a\.png is 4x2 but the model answered 5x3"):
+        evaluate("segmentation", tmp_path, transport, ["background", "road"])
+
+
 def _class_folders(root, names=("cat", "dog"), per_class=3):
     rng = np.random.default_rng(5)
     for c, name in enumerate(names):
