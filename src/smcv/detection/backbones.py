@@ -1,4 +1,8 @@
-"""SSD feature extractors: VGG-16 (reduced fc6/fc7), ResNet-50 and a tiny CNN, each with its extra layers."""
+"""SSD feature extractors: VGG-16 (reduced fc6/fc7), ResNet-50 and a tiny CNN, each with its extra layers.
+
+`norm="batch"` (training from scratch) puts batch norm after every convolution of the base network and the extras,
+as ScratchDet does; `norm="none"` is the plain network that ImageNet weights load into (the built-in's).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,38 @@ from torchvision.models import resnet50
 from torchvision.ops import FrozenBatchNorm2d
 
 BASE_NETWORKS = ("vgg-16", "resnet-50", "tiny")
+NORMS = ("none", "batch")
 #: VGG-16 configuration "D" up to conv5_3 (max-pool 5 is replaced by SSD's 3x3 stride-1 pool)
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
-VGG_CONV4_3_RELU = 22  # index in `features` of the ReLU after conv4_3 (torchvision's numbering)
+VGG_CONV4_3 = 10  # conv4_3 is VGG-16's tenth convolution
 
 
-def _extra(in_ch: int, mid: int, out: int, kernel: int = 3, stride: int = 2, padding: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_ch, mid, 1), nn.ReLU(inplace=True),
-                         nn.Conv2d(mid, out, kernel, stride=stride, padding=padding), nn.ReLU(inplace=True))
+def check_norm(norm: str) -> None:
+    """Refuse an unknown normalisation name."""
+    if norm not in NORMS:
+        raise ValueError(f"unknown normalisation {norm!r}; use one of {', '.join(NORMS)}")
+
+
+def _norm_layer(norm: str, channels: int) -> nn.Module:
+    return nn.BatchNorm2d(channels) if norm == "batch" else nn.Identity()
+
+
+def _conv_relu(in_ch: int, out: int, norm: str, kernel: int, **conv: int) -> list[nn.Module]:
+    """Conv (+ batch norm) + ReLU; the conv has no bias when batch norm follows it."""
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out, kernel, bias=norm == "none", **conv)]
+    if norm == "batch":
+        layers.append(nn.BatchNorm2d(out))
+    return layers + [nn.ReLU(inplace=True)]
+
+
+def _extra(in_ch: int, mid: int, out: int, kernel: int = 3, stride: int = 2, padding: int = 1,
+           norm: str = "none") -> nn.Sequential:
+    return nn.Sequential(*_conv_relu(in_ch, mid, norm, 1),
+                         *_conv_relu(mid, out, norm, kernel, stride=stride, padding=padding))
+
+
+def _out_channels(block: nn.Sequential) -> int:
+    return [layer for layer in block if isinstance(layer, nn.Conv2d)][-1].out_channels
 
 
 def _he_init(module: nn.Module) -> None:
@@ -27,17 +55,21 @@ def _he_init(module: nn.Module) -> None:
 
     Xavier init halves the activation variance at every ReLU layer: a VGG-16 trained from scratch then feeds the
     SSD head fc7 and extra-layer maps about 1e3-1e4 times smaller than conv4_3's, and training stalls. Pretrained
-    weights overwrite the base layers; the extras always start from here.
+    weights overwrite the base layers; the extras always start from here. Batch norm starts as the identity
+    (weight 1, bias 0).
     """
     for layer in module.modules():
         if isinstance(layer, nn.Conv2d):
             nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
+        elif isinstance(layer, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
 
-def vgg16_features() -> nn.Sequential:
-    """VGG-16 conv layers numbered as torchvision's vgg16().features (so its weights load by name)."""
+def vgg16_features(norm: str = "none") -> nn.Sequential:
+    """VGG-16 conv layers numbered as torchvision's vgg16().features (vgg16_bn().features with batch norm)."""
     layers: list[nn.Module] = []
     channels = 3
     for item in VGG16_LAYOUT:
@@ -45,38 +77,54 @@ def vgg16_features() -> nn.Sequential:
             # the third pool rounds up, as in the SSD paper (75 -> 38 at 300 px)
             layers.append(nn.MaxPool2d(2, 2, ceil_mode=sum(1 for x in layers if isinstance(x, nn.MaxPool2d)) == 2))
         else:
-            layers += [nn.Conv2d(channels, int(item), 3, padding=1), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(channels, int(item), 3, padding=1), *_conv_relu_tail(norm, int(item))]
             channels = int(item)
     return nn.Sequential(*layers)
+
+
+def _conv_relu_tail(norm: str, channels: int) -> list[nn.Module]:
+    # VGG keeps its conv biases with batch norm too, as torchvision's vgg16_bn
+    return [nn.BatchNorm2d(channels), nn.ReLU(inplace=True)] if norm == "batch" else [nn.ReLU(inplace=True)]
+
+
+def _relu_after_conv(features: nn.Sequential, conv_number: int) -> int:
+    """Index in `features` of the ReLU that follows the conv_number-th convolution."""
+    convs = [i for i, layer in enumerate(features) if isinstance(layer, nn.Conv2d)]
+    return next(i for i in range(convs[conv_number - 1], len(features)) if isinstance(features[i], nn.ReLU))
 
 
 class VGGBackbone(nn.Module):
     """VGG-16 with L2-normalised conv4_3, dilated fc6 and fc7 (SSD's reduced VGG), then the extra layers."""
 
-    def __init__(self, highres: bool) -> None:
+    def __init__(self, highres: bool, norm: str = "none") -> None:
         super().__init__()
-        self.features = vgg16_features()
+        check_norm(norm)
+        self.features = vgg16_features(norm)
+        self.conv4_3_relu = _relu_after_conv(self.features, VGG_CONV4_3)
         self.l2_scale = nn.Parameter(torch.full((512,), 20.0))
         self.pool5 = nn.MaxPool2d(3, stride=1, padding=1)
         self.fc6 = nn.Conv2d(512, 1024, 3, padding=6, dilation=6)
         self.fc7 = nn.Conv2d(1024, 1024, 1)
+        self.fc6_norm, self.fc7_norm = _norm_layer(norm, 1024), _norm_layer(norm, 1024)  # Identity: no state
         if highres:  # SSD512: five stride-2 extras, the last with a 4x4 kernel
             specs = [(1024, 256, 512), (512, 128, 256), (256, 128, 256), (256, 128, 256)]
-            extras = [_extra(*s) for s in specs] + [_extra(256, 128, 256, kernel=4, stride=1, padding=1)]
+            extras = [_extra(*s, norm=norm) for s in specs] + [_extra(256, 128, 256, kernel=4, stride=1, padding=1,
+                                                                       norm=norm)]
         else:  # SSD300: two stride-2 extras, then two unpadded 3x3
-            extras = [_extra(1024, 256, 512), _extra(512, 128, 256), _extra(256, 128, 256, stride=1, padding=0),
-                      _extra(256, 128, 256, stride=1, padding=0)]
+            extras = [_extra(1024, 256, 512, norm=norm), _extra(512, 128, 256, norm=norm),
+                      _extra(256, 128, 256, stride=1, padding=0, norm=norm),
+                      _extra(256, 128, 256, stride=1, padding=0, norm=norm)]
         self.extras = nn.ModuleList(extras)
-        self.out_channels = [512, 1024] + [e[2].out_channels for e in extras]
+        self.out_channels = [512, 1024] + [_out_channels(e) for e in extras]
         _he_init(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outputs = []
         for i, layer in enumerate(self.features):
             x = layer(x)
-            if i == VGG_CONV4_3_RELU:
+            if i == self.conv4_3_relu:
                 outputs.append(self.l2_scale.view(1, -1, 1, 1) * F.normalize(x, dim=1))
-        x = F.relu(self.fc7(F.relu(self.fc6(self.pool5(x)))))
+        x = F.relu(self.fc7_norm(self.fc7(F.relu(self.fc6_norm(self.fc6(self.pool5(x)))))))
         outputs.append(x)
         for extra in self.extras:
             x = extra(x)
@@ -93,7 +141,9 @@ class VGGBackbone(nn.Module):
             elif isinstance(layer, nn.Conv2d):
                 conv += 1
                 names[f"features.{i}."] = f"conv{block}_{conv}_"
-        names.update({"fc6.": "fc6_", "fc7.": "fc7_"})
+            elif isinstance(layer, nn.BatchNorm2d):
+                names[f"features.{i}."] = f"conv{block}_{conv}_bn_"
+        names.update({"fc6.": "fc6_", "fc7.": "fc7_", "fc6_norm.": "fc6_bn_", "fc7_norm.": "fc7_bn_"})
         for name, param in self.named_parameters():
             prefix = next((p for p in names if name.startswith(p)), None)
             if prefix is not None:
@@ -103,14 +153,14 @@ class VGGBackbone(nn.Module):
 class ResNetBackbone(nn.Module):
     """ResNet-50 layer3 (stride 16) and layer4 (stride 32) outputs, then four stride-2 extras."""
 
-    def __init__(self, frozen_bn: bool) -> None:
+    def __init__(self, frozen_bn: bool, norm: str = "none") -> None:
         super().__init__()
-
+        check_norm(norm)
         net = resnet50(weights=None, norm_layer=FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        self.extras = nn.ModuleList([_extra(2048, 256, 512), _extra(512, 128, 256), _extra(256, 128, 256),
-                                     _extra(256, 128, 256)])
+        self.extras = nn.ModuleList([_extra(2048, 256, 512, norm=norm), _extra(512, 128, 256, norm=norm),
+                                     _extra(256, 128, 256, norm=norm), _extra(256, 128, 256, norm=norm)])
         _he_init(self.extras)
         self.out_channels = [1024, 2048, 512, 256, 256, 256]
 
@@ -149,11 +199,12 @@ def _conv_bn(in_ch: int, out: int, stride: int) -> nn.Sequential:
 class TinyBackbone(nn.Module):
     """A small conv net (smcv extension) for smoke tests and CPU trials: strides 8 and 16, then four extras."""
 
-    def __init__(self) -> None:
+    def __init__(self, norm: str = "none") -> None:
         super().__init__()
+        check_norm(norm)
         self.stem = nn.Sequential(_conv_bn(3, 16, 2), _conv_bn(16, 32, 2), _conv_bn(32, 64, 2))
         self.stage2 = _conv_bn(64, 128, 2)
-        self.extras = nn.ModuleList([_extra(128, 64, 128) for _ in range(4)])
+        self.extras = nn.ModuleList([_extra(128, 64, 128, norm=norm) for _ in range(4)])
         _he_init(self.extras)
         self.out_channels = [64, 128, 128, 128, 128, 128]
 
@@ -174,12 +225,12 @@ class TinyBackbone(nn.Module):
                 yield name, name, param
 
 
-def build_backbone(base_network: str, image_shape: int, frozen_bn: bool = False) -> nn.Module:
+def build_backbone(base_network: str, image_shape: int, frozen_bn: bool = False, norm: str = "none") -> nn.Module:
     """The feature extractor for a base network; VGG switches to the SSD512 layout from 512 px."""
     if base_network == "vgg-16":
-        return VGGBackbone(highres=image_shape >= 512)
+        return VGGBackbone(highres=image_shape >= 512, norm=norm)
     if base_network == "resnet-50":
-        return ResNetBackbone(frozen_bn)
+        return ResNetBackbone(frozen_bn, norm=norm)
     if base_network == "tiny":
-        return TinyBackbone()
+        return TinyBackbone(norm=norm)
     raise ValueError(f"unknown base_network {base_network!r}; use one of {', '.join(BASE_NETWORKS)}")

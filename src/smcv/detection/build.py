@@ -35,13 +35,20 @@ def _spec(hp: HyperParameters, weights: Optional[Path], previous: Optional[dict[
     spec = detector_spec(base, hp.image_shape, hp.num_classes, nms_threshold=hp.nms_threshold,
                          detections_per_image=hp.detections_per_image,
                          frozen_bn=base == "resnet-50" and weights is not None,
-                         caffe_norm=base == "vgg-16" and weights is not None and is_caffe_style(weights))
+                         caffe_norm=base == "vgg-16" and weights is not None and is_caffe_style(weights),
+                         norm=scratch_norm(weights))
     if previous is not None:
         if previous["base_network"] != base:
             raise ConfigError(f"the model channel holds a {previous['base_network']} model but base_network is "
                               f"{base}; set base_network to {previous['base_network']}")
         spec.update({k: previous[k] for k in ("mean", "std", "frozen_bn")})
+        spec["norm"] = previous.get("norm", "none")  # models saved before the from-scratch variant are plain
     return spec
+
+
+def scratch_norm(weights: Optional[Path]) -> str:
+    """The architecture variant: batch norm throughout when training from scratch, the plain network otherwise."""
+    return "none" if weights is not None else "batch"
 
 
 def build_training_model(hp: HyperParameters, channels: dict[str, Path],
@@ -58,6 +65,7 @@ def build_training_model(hp: HyperParameters, channels: dict[str, Path],
         load_base_weights(model, weights)
     if hp.freeze_layer_pattern:
         freeze_base_network(model, hp.freeze_layer_pattern)
-    log.info("SSD %s at %d px, %d classes: %d trainable parameters", hp.base_network, hp.image_shape,
-             hp.num_classes, count_parameters(model))
+    log.info("SSD %s at %d px, %d classes, %s: %d trainable parameters", hp.base_network, hp.image_shape,
+             hp.num_classes, "batch norm in base, extras and head (from scratch)" if spec["norm"] == "batch"
+             else "plain base network", count_parameters(model))
     return model, spec

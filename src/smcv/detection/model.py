@@ -14,7 +14,8 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.ssd import SSD
 from torchvision.ops import batched_nms, clip_boxes_to_image
 
-from smcv.detection.backbones import build_backbone
+from smcv.detection.backbones import build_backbone, check_norm
+from smcv.detection.heads import NormalisedSSDHead
 from smcv.detection.loss import ssd_loss
 from smcv.errors import ConfigError
 from smcv.pretrained import WeightsNeed, imagenet_need, load_matching, read_state_dict
@@ -44,10 +45,16 @@ def anchor_config(base_network: str, image_shape: int) -> dict[str, list]:
 
 
 def detector_spec(base_network: str, image_shape: int, num_classes: int, *, nms_threshold: float = 0.45,
-                  detections_per_image: int = 200, frozen_bn: bool = False, caffe_norm: bool = False) -> dict[str, Any]:
-    """Everything needed to rebuild the network (stored in manifest.json under 'detector')."""
+                  detections_per_image: int = 200, frozen_bn: bool = False, caffe_norm: bool = False,
+                  norm: str = "none") -> dict[str, Any]:
+    """Everything needed to rebuild the network (stored in manifest.json under 'detector').
+
+    `norm`: "batch" for the from-scratch variant (batch norm in base, extras and head), "none" for the plain network
+    ImageNet weights load into; a spec without it (models saved before it existed) means "none".
+    """
+    check_norm(norm)
     return {"base_network": base_network, "image_shape": int(image_shape), "num_classes": int(num_classes),
-            **anchor_config(base_network, image_shape), "frozen_bn": bool(frozen_bn),
+            **anchor_config(base_network, image_shape), "frozen_bn": bool(frozen_bn), "norm": norm,
             "mean": list(CAFFE_MEAN if caffe_norm else IMAGENET_MEAN), "std": list(CAFFE_STD if caffe_norm else IMAGENET_STD),
             "nms_threshold": float(nms_threshold), "detections_per_image": int(detections_per_image)}
 
@@ -56,10 +63,13 @@ class SSDDetector(SSD):
     """SSD on fixed-size float batches in [0, 1]; normalises inside; labels are 0-based object classes."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        size = int(spec["image_shape"])
-        backbone = build_backbone(spec["base_network"], size, spec.get("frozen_bn", False))
+        size, norm = int(spec["image_shape"]), spec.get("norm", "none")
+        backbone = build_backbone(spec["base_network"], size, spec.get("frozen_bn", False), norm=norm)
         anchors = DefaultBoxGenerator(spec["aspect_ratios"], scales=spec["scales"])
-        super().__init__(backbone, anchors, (size, size), int(spec["num_classes"]) + 1,
+        classes = int(spec["num_classes"]) + 1
+        head = (NormalisedSSDHead(backbone.out_channels, anchors.num_anchors_per_location(), classes)
+                if norm == "batch" else None)  # None: torchvision's SSDHead
+        super().__init__(backbone, anchors, (size, size), classes, head=head,
                          image_mean=list(spec["mean"]), image_std=list(spec["std"]),
                          score_thresh=VALIDATION_SCORE_THRESHOLD, nms_thresh=float(spec["nms_threshold"]),
                          detections_per_img=int(spec["detections_per_image"]), topk_candidates=TOPK_CANDIDATES)
