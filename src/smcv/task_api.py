@@ -46,6 +46,7 @@ class TrainSettings:
     lr_scheduler: str = "step"  # step | poly | cosine | none
     lr_scheduler_step: tuple[int, ...] = ()
     lr_scheduler_factor: float = 0.1
+    warmup_epochs: float = 0.0  # linear learning-rate warm-up from near 0 over this many (fractional) epochs
     validation_batch_size: Optional[int] = None
     precision: str = "float32"  # precision_dtype: float32 | float16 | bfloat16
     amp: bool = True  # autocast (BF16 where supported) even when precision_dtype is float32

@@ -34,7 +34,21 @@ def detection_schema() -> Schema:
         Param("classes", "str", None, help="smcv: class names in id order, comma-separated or a JSON list"),
         Param("augmentation", "str", "ssd", choices=AUGMENTATIONS, help="smcv: ssd (distort, zoom out, IoU crop, flip), flip, or none"),
         Param("detections_per_image", "int", 200, low=1, high=1000, help="smcv: detections kept per image after NMS"),
+        Param("warmup_epochs", "float", None, low=0, help="smcv: epochs of linear learning-rate warm-up from near 0 "
+                                                          "(fractions allowed); default: 1 when training from scratch "
+                                                          "(use_pretrained_model=0), else 0"),
     ])
+
+
+#: warm-up when warmup_epochs is not given and the network trains from scratch (batch norm, He init)
+SCRATCH_WARMUP_EPOCHS = 1.0
+
+
+def warmup_epochs(warmup: Optional[float], use_pretrained_model: bool) -> float:
+    """The warm-up to use: the hyperparameter when given, else 1 epoch from scratch and none with ImageNet weights."""
+    if warmup is not None:
+        return float(warmup)
+    return 0.0 if use_pretrained_model else SCRATCH_WARMUP_EPOCHS
 
 
 def parse_attribute_names(value: Optional[str]) -> Optional[list[str]]:

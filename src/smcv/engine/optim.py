@@ -63,8 +63,17 @@ def lr_factor(s: TrainSettings, progress_epochs: float) -> float:
     raise ConfigError(f"unknown lr_scheduler {s.lr_scheduler!r}; use one of {', '.join(SCHEDULERS)}")
 
 
+def warmup_factor(s: TrainSettings, step: int, steps_per_epoch: int) -> float:
+    """Linear warm-up: (step + 1) / warm-up steps for the first warmup_epochs, then 1 (1 without warm-up)."""
+    warmup_steps = s.warmup_epochs * max(steps_per_epoch, 1)
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / warmup_steps)
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, s: TrainSettings, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """A per-optimizer-step schedule following lr_factor."""
+    """A per-optimizer-step schedule: lr_factor, times the linear warm-up over the first warmup_epochs."""
     steps = max(steps_per_epoch, 1)
     lr_factor(s, 0.0)  # validate the name early
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(s, step / steps))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(s, step / steps) * warmup_factor(s, step, steps))

@@ -14,7 +14,7 @@ from smcv.detection.build import build_training_model
 from smcv.detection.datasets import to_device
 from smcv.detection.metrics import DetectionEvaluator
 from smcv.detection.model import build_detector, weights_need
-from smcv.detection.params import detection_schema, parse_attribute_names
+from smcv.detection.params import detection_schema, parse_attribute_names, warmup_epochs
 from smcv.detection.predictor import DetectionPredictor
 from smcv.detection.prepare import prepare_detection_data
 from smcv.detection.report import DetectionReport
@@ -38,7 +38,8 @@ class DetectionTask(Task):
 
     def train_settings(self, hp: HyperParameters) -> TrainSettings:
         # freeze_layer_pattern is applied to base-network names (with MXNet aliases) in build_model
-        return train_settings_from(hp, lr_scheduler="step")
+        return train_settings_from(hp, lr_scheduler="step",
+                                   warmup_epochs=warmup_epochs(hp.warmup_epochs, hp.use_pretrained_model))
 
     def pretrained_need(self, hp: HyperParameters) -> Optional[WeightsNeed]:
         return weights_need(hp.base_network) if hp.use_pretrained_model else None

@@ -38,3 +38,13 @@ def test_attribute_names(value, names):
 def test_bad_attribute_names_say_what_to_write(value):
     with pytest.raises(ConfigError, match="attribute_names"):
         parse_attribute_names(value)
+
+
+def test_warmup_is_one_epoch_from_scratch_none_with_imagenet_weights_and_settable():
+    settings = lambda **hp: DetectionTask().train_settings(detection_schema().resolve({**REQUIRED, **hp}))
+    assert settings(use_pretrained_model="0").warmup_epochs == 1.0
+    assert settings(use_pretrained_model="1").warmup_epochs == 0.0
+    assert settings(use_pretrained_model="0", warmup_epochs="0").warmup_epochs == 0.0
+    assert settings(use_pretrained_model="1", warmup_epochs="0.5").warmup_epochs == 0.5
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        detection_schema().resolve({**REQUIRED, "warmup_epochs": "-1"})

@@ -10,7 +10,7 @@ import torch
 from smcv.engine.checkpoint import list_checkpoints, load_latest, restore_rng_state, rng_state, save_checkpoint
 from smcv.engine.early_stopping import EarlyStopping
 from smcv.engine.metrics_log import format_metric_line, metric_definitions
-from smcv.engine.optim import build_optimizer, lr_factor, trainable_parameters
+from smcv.engine.optim import build_optimizer, build_scheduler, lr_factor, trainable_parameters
 from smcv.errors import ConfigError
 from smcv.task_api import TrainSettings
 
@@ -24,6 +24,25 @@ def settings(**kw):
 def test_step_schedule_multiplies_at_each_listed_epoch():
     s = settings(lr_scheduler_step=(3, 6), lr_scheduler_factor=0.1)
     assert [round(lr_factor(s, e), 6) for e in (0, 2.9, 3, 5.5, 6, 9)] == [1, 1, 0.1, 0.1, 0.01, 0.01]
+
+
+def test_warmup_ramps_linearly_per_step_then_follows_the_schedule():
+    s = settings(warmup_epochs=1.5, lr_scheduler_step=(2,), lr_scheduler_factor=0.1)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = build_scheduler(optimizer, s, steps_per_epoch=4)  # 6 warm-up steps
+    rates = []
+    for _ in range(10):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    expected = [0.1 * k / 6 for k in range(1, 7)] + [0.1, 0.1, 0.01, 0.01]  # the step at epoch 2 still applies
+    assert rates == pytest.approx(expected)
+
+
+def test_no_warmup_starts_at_the_full_rate():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    build_scheduler(optimizer, settings(), steps_per_epoch=4)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
 
 
 def test_poly_and_cosine_schedules_end_at_zero():
