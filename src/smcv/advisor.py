@@ -20,6 +20,8 @@ DEEP_NETWORK_LAYERS = 50  # ... on a network this deep or deeper ...
 STRIDED_NETWORK = 32  # ... that downsamples this much (ImageNet-style) are too much network
 SMALL_DATASET = 10_000  # training samples below which augmentation should be on
 IMBALANCE_RATIO = 5.0  # largest / smallest class count
+#: share of a class's boxes without a default box at the matching IoU from which that class is poorly covered
+POOR_COVERAGE = 0.2
 #: usual learning-rate range per optimizer (outside it: a finding)
 LEARNING_RATE_RANGES = {"sgd": (1e-4, 1.0), "nag": (1e-4, 1.0), "adam": (1e-5, 1e-2), "adamw": (1e-5, 1e-2),
                         "rmsprop": (1e-5, 1e-2), "adagrad": (1e-4, 1e-1), "adadelta": (1e-2, 10.0)}
@@ -98,11 +100,38 @@ def _classes(s: TrainSettings, f: AdvisorFacts) -> Optional[Finding]:
     return Finding("ClassIds", "info", f"class ids (as in the model's responses): {mapping}")
 
 
+def _box_sizes(s: TrainSettings, f: AdvisorFacts) -> Optional[Finding]:
+    if not f.box_coverage:
+        return None
+    per_class = "; ".join(
+        f"{class_label(f.class_names, c.class_id)}: median {c.side_median:.3f} (10-90%: {c.side_p10:.3f}-"
+        f"{c.side_p90:.3f}), {c.poorly_matched:.0%} of {c.boxes} below IoU 0.5 with every default box"
+        for c in f.box_coverage)
+    smallest = f"; the smallest default boxes are {f.smallest_default_box:.2f}" if f.smallest_default_box else ""
+    return Finding("BoxSizes", "info", f"box side (square root of the area) as a fraction of the image side, per "
+                                       f"class: {per_class}{smallest}")
+
+
+def _anchor_coverage(s: TrainSettings, f: AdvisorFacts) -> list[Finding]:
+    found = []
+    for c in f.box_coverage or []:
+        if c.poorly_matched < POOR_COVERAGE:
+            continue
+        smallest = f", smallest default box {f.smallest_default_box:.2f}" if f.smallest_default_box else ""
+        remedy = f.coverage_remedy or "tile large images so that the objects cover more of the input"
+        found.append(Finding("PoorAnchorCoverage", "warning", (
+            f"class {class_label(f.class_names, c.class_id)}: {c.poorly_matched:.0%} of its {c.boxes} boxes overlap "
+            f"no default box at IoU 0.5 (median side {c.side_median:.3f} of the image{smallest}); each trains on its "
+            f"single best default box only and the class is often missed: {remedy}")))
+    return found
+
+
 def advise(settings: TrainSettings, facts: AdvisorFacts) -> list[Finding]:
     """Every finding for these settings and facts, in a fixed order."""
     found: list[Optional[Finding]] = [_classes(settings, facts), _depth(settings, facts),
                                       _augmentation(settings, facts), *_imbalance(settings, facts),
-                                      _batch(settings, facts), _learning_rate(settings, facts)]
+                                      _batch(settings, facts), _learning_rate(settings, facts),
+                                      _box_sizes(settings, facts), *_anchor_coverage(settings, facts)]
     return [f for f in found if f is not None]
 
 

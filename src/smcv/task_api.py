@@ -63,6 +63,19 @@ class TrainSettings:
     tensorboard: str = "auto"  # auto | 1 | 0 (true/false accepted): event files in /opt/ml/output/tensorboard
 
 
+@dataclass(frozen=True)
+class BoxCoverage:
+    """Detection boxes of one class against the default boxes: sizes as fractions of the image side (sqrt of the
+    area) and the share of boxes whose best default box overlaps them below the matching IoU."""
+
+    class_id: int
+    boxes: int
+    side_p10: float
+    side_median: float
+    side_p90: float
+    poorly_matched: float
+
+
 @dataclass
 class AdvisorFacts:
     """What a task tells the pre-flight advisor (smcv.advisor) about its data and network; None: not known."""
@@ -80,6 +93,9 @@ class AdvisorFacts:
     balance_remedy: str = ""  # what to set against class imbalance ("" when the task has nothing)
     class_names: list[str] = field(default_factory=list)
     announce_classes: bool = False  # print the class id -> name map (ids a client gets back)
+    box_coverage: Optional[list[BoxCoverage]] = None  # detection: per-class box sizes and default-box fit
+    smallest_default_box: Optional[float] = None  # detection: the smallest default box, fraction of the image side
+    coverage_remedy: str = ""  # detection: what to set when a class's boxes fit no default box
 
 
 def train_settings_from(hp: HyperParameters, **task_specific: Any) -> TrainSettings:

@@ -89,3 +89,19 @@ def test_classification_facts_from_the_task(tmp_path):
     assert facts.class_counts == [1, 10] and facts.class_names == ["few", "many"]
     assert rules(advise(task.train_settings(hp), facts)) == ["DeepNetworkSmallImages", "NoAugmentation",
                                                               "ClassImbalance"]
+
+
+def test_box_sizes_are_reported_and_a_poorly_covered_class_is_named_with_the_remedy():
+    from smcv.task_api import BoxCoverage
+
+    coverage = [BoxCoverage(0, 40, 0.05, 0.07, 0.09, poorly_matched=0.6),
+                BoxCoverage(1, 300, 0.15, 0.19, 0.21, poorly_matched=0.1)]
+    found = advise(settings(), sound(box_coverage=coverage, smallest_default_box=0.1,
+                                     coverage_remedy="use base_network=vgg-16 image_shape=300 (2% poorly matched)"))
+    assert rules(found) == ["BoxSizes", "PoorAnchorCoverage"]
+    sizes, poor = found
+    assert sizes.level == "info" and "0 (a): median 0.070 (10-90%: 0.050-0.090), 60% of 40" in sizes.message
+    assert "1 (b): median 0.190" in sizes.message and "smallest default boxes are 0.10" in sizes.message
+    assert poor.level == "warning" and poor.message.startswith("class 0 (a): 60% of its 40 boxes overlap no default box")
+    assert poor.message.endswith("use base_network=vgg-16 image_shape=300 (2% poorly matched)")
+    assert "(b)" not in poor.message

@@ -8,8 +8,10 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from smcv.advisor import POOR_COVERAGE
 from smcv.balance import class_counts
 from smcv.config import HyperParameters, Schema
+from smcv.detection.box_stats import box_coverage_facts
 from smcv.detection.build import build_training_model
 from smcv.detection.datasets import to_device
 from smcv.detection.metrics import DetectionEvaluator
@@ -71,9 +73,13 @@ class DetectionTask(Task):
     def advisor_facts(self, hp: HyperParameters, data: PreparedData) -> AdvisorFacts:
         labels = getattr(data.train, "label_maps", None)
         boxes = class_counts(np.concatenate(labels), hp.num_classes) if labels else None
+        coverage, remedy, smallest = (box_coverage_facts(data.train.samples, labels, hp.num_classes, hp.base_network,
+                                                         hp.image_shape, POOR_COVERAGE)
+                                      if labels else ([], "", None))
         return AdvisorFacts(train_samples=len(data.train), input_side=hp.image_shape, augmented=hp.augmentation != "none",
                             augmentation_remedy="augmentation=ssd (or flip)", class_counts=boxes, count_unit="boxes",
-                            class_names=list(data.class_names), announce_classes=True)
+                            class_names=list(data.class_names), announce_classes=True, box_coverage=coverage or None,
+                            coverage_remedy=remedy, smallest_default_box=smallest)
 
     def new_report(self, hp: HyperParameters, data: PreparedData) -> Optional[Report]:
         return DetectionReport(hp.num_classes, hp.overlap_threshold, data.class_names)
