@@ -1,7 +1,8 @@
 """SSD feature extractors: VGG-16 (reduced fc6/fc7), ResNet-50 and a tiny CNN, each with its extra layers.
 
-`norm="batch"` (training from scratch) puts batch norm after every convolution of the base network and the extras,
-as ScratchDet does; `norm="none"` is the plain network that ImageNet weights load into (the built-in's).
+`norm="group"` (training from scratch) puts group norm after every convolution of the base network and the extras
+(ResNet-50's batch norm becomes group norm); `norm="none"` is the plain network ImageNet weights load into (the
+built-in's).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from torchvision.models import resnet50
 from torchvision.ops import FrozenBatchNorm2d
 
 BASE_NETWORKS = ("vgg-16", "resnet-50", "tiny")
-NORMS = ("none", "batch")
+NORMS = ("none", "group")
+GROUPS = 32  # GroupNorm groups (every normalised layer has a multiple of 32 channels)
 #: VGG-16 configuration "D" up to conv5_3 (max-pool 5 is replaced by SSD's 3x3 stride-1 pool)
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 VGG_CONV4_3 = 10  # conv4_3 is VGG-16's tenth convolution
@@ -28,15 +30,18 @@ def check_norm(norm: str) -> None:
         raise ValueError(f"unknown normalisation {norm!r}; use one of {', '.join(NORMS)}")
 
 
-def _norm_layer(norm: str, channels: int) -> nn.Module:
-    return nn.BatchNorm2d(channels) if norm == "batch" else nn.Identity()
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    """Group norm (32 groups) or nothing (Identity, which has no state) after a convolution."""
+    if norm == "group":
+        return nn.GroupNorm(min(GROUPS, channels), channels)
+    return nn.Identity()
 
 
 def _conv_relu(in_ch: int, out: int, norm: str, kernel: int, **conv: int) -> list[nn.Module]:
-    """Conv (+ batch norm) + ReLU; the conv has no bias when batch norm follows it."""
+    """Conv (+ group norm) + ReLU; the conv has no bias when a normalisation follows it."""
     layers: list[nn.Module] = [nn.Conv2d(in_ch, out, kernel, bias=norm == "none", **conv)]
-    if norm == "batch":
-        layers.append(nn.BatchNorm2d(out))
+    if norm != "none":
+        layers.append(norm_layer(norm, out))
     return layers + [nn.ReLU(inplace=True)]
 
 
@@ -55,7 +60,7 @@ def _he_init(module: nn.Module) -> None:
 
     Xavier init halves the activation variance at every ReLU layer: a VGG-16 trained from scratch then feeds the
     SSD head fc7 and extra-layer maps about 1e3-1e4 times smaller than conv4_3's, and training stalls. Pretrained
-    weights overwrite the base layers; the extras always start from here. Batch norm starts as the identity
+    weights overwrite the base layers; the extras always start from here. Batch and group norm start as the identity
     (weight 1, bias 0).
     """
     for layer in module.modules():
@@ -69,7 +74,7 @@ def _he_init(module: nn.Module) -> None:
 
 
 def vgg16_features(norm: str = "none") -> nn.Sequential:
-    """VGG-16 conv layers numbered as torchvision's vgg16().features (vgg16_bn().features with batch norm)."""
+    """VGG-16 conv layers numbered as torchvision's vgg16().features (as vgg16_bn().features when normalised)."""
     layers: list[nn.Module] = []
     channels = 3
     for item in VGG16_LAYOUT:
@@ -83,8 +88,8 @@ def vgg16_features(norm: str = "none") -> nn.Sequential:
 
 
 def _conv_relu_tail(norm: str, channels: int) -> list[nn.Module]:
-    # VGG keeps its conv biases with batch norm too, as torchvision's vgg16_bn
-    return [nn.BatchNorm2d(channels), nn.ReLU(inplace=True)] if norm == "batch" else [nn.ReLU(inplace=True)]
+    # VGG keeps its conv biases with a normalisation too, as torchvision's vgg16_bn
+    return [nn.ReLU(inplace=True)] if norm == "none" else [norm_layer(norm, channels), nn.ReLU(inplace=True)]
 
 
 def _relu_after_conv(features: nn.Sequential, conv_number: int) -> int:
@@ -105,7 +110,7 @@ class VGGBackbone(nn.Module):
         self.pool5 = nn.MaxPool2d(3, stride=1, padding=1)
         self.fc6 = nn.Conv2d(512, 1024, 3, padding=6, dilation=6)
         self.fc7 = nn.Conv2d(1024, 1024, 1)
-        self.fc6_norm, self.fc7_norm = _norm_layer(norm, 1024), _norm_layer(norm, 1024)  # Identity: no state
+        self.fc6_norm, self.fc7_norm = norm_layer(norm, 1024), norm_layer(norm, 1024)  # Identity: no state
         if highres:  # SSD512: five stride-2 extras, the last with a 4x4 kernel
             specs = [(1024, 256, 512), (512, 128, 256), (256, 128, 256), (256, 128, 256)]
             extras = [_extra(*s, norm=norm) for s in specs] + [_extra(256, 128, 256, kernel=4, stride=1, padding=1,
@@ -141,7 +146,7 @@ class VGGBackbone(nn.Module):
             elif isinstance(layer, nn.Conv2d):
                 conv += 1
                 names[f"features.{i}."] = f"conv{block}_{conv}_"
-            elif isinstance(layer, nn.BatchNorm2d):
+            elif isinstance(layer, (nn.BatchNorm2d, nn.GroupNorm)):
                 names[f"features.{i}."] = f"conv{block}_{conv}_bn_"
         names.update({"fc6.": "fc6_", "fc7.": "fc7_", "fc6_norm.": "fc6_bn_", "fc7_norm.": "fc7_bn_"})
         for name, param in self.named_parameters():
@@ -156,7 +161,8 @@ class ResNetBackbone(nn.Module):
     def __init__(self, frozen_bn: bool, norm: str = "none") -> None:
         super().__init__()
         check_norm(norm)
-        net = resnet50(weights=None, norm_layer=FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d)
+        net = resnet50(weights=None, norm_layer=FrozenBatchNorm2d if frozen_bn else
+                       (lambda channels: norm_layer("group", channels)) if norm == "group" else nn.BatchNorm2d)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.extras = nn.ModuleList([_extra(2048, 256, 512, norm=norm), _extra(512, 128, 256, norm=norm),

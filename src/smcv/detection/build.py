@@ -47,8 +47,8 @@ def _spec(hp: HyperParameters, weights: Optional[Path], previous: Optional[dict[
 
 
 def scratch_norm(weights: Optional[Path]) -> str:
-    """The architecture variant: batch norm throughout when training from scratch, the plain network otherwise."""
-    return "none" if weights is not None else "batch"
+    """The architecture variant: group norm in base and extras when training from scratch, else the plain network."""
+    return "none" if weights is not None else "group"
 
 
 def build_training_model(hp: HyperParameters, channels: dict[str, Path],
@@ -66,6 +66,6 @@ def build_training_model(hp: HyperParameters, channels: dict[str, Path],
     if hp.freeze_layer_pattern:
         freeze_base_network(model, hp.freeze_layer_pattern)
     log.info("SSD %s at %d px, %d classes, %s: %d trainable parameters", hp.base_network, hp.image_shape,
-             hp.num_classes, "batch norm in base, extras and head (from scratch)" if spec["norm"] == "batch"
+             hp.num_classes, "group norm in base and extras (from scratch)" if spec["norm"] == "group"
              else "plain base network", count_parameters(model))
     return model, spec

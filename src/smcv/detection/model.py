@@ -15,7 +15,6 @@ from torchvision.models.detection.ssd import SSD
 from torchvision.ops import batched_nms, clip_boxes_to_image
 
 from smcv.detection.backbones import build_backbone, check_norm
-from smcv.detection.heads import NormalisedSSDHead
 from smcv.detection.loss import ssd_loss
 from smcv.errors import ConfigError
 from smcv.pretrained import WeightsNeed, imagenet_need, load_matching, read_state_dict
@@ -49,14 +48,27 @@ def detector_spec(base_network: str, image_shape: int, num_classes: int, *, nms_
                   norm: str = "none") -> dict[str, Any]:
     """Everything needed to rebuild the network (stored in manifest.json under 'detector').
 
-    `norm`: "batch" for the from-scratch variant (batch norm in base, extras and head), "none" for the plain network
-    ImageNet weights load into; a spec without it (models saved before it existed) means "none".
+    `norm`: "group" for the from-scratch variant (group norm in base and extras), "none" for the plain network
+    ImageNet weights load into; a spec without it (models saved before it existed) is "none".
     """
     check_norm(norm)
     return {"base_network": base_network, "image_shape": int(image_shape), "num_classes": int(num_classes),
             **anchor_config(base_network, image_shape), "frozen_bn": bool(frozen_bn), "norm": norm,
             "mean": list(CAFFE_MEAN if caffe_norm else IMAGENET_MEAN), "std": list(CAFFE_STD if caffe_norm else IMAGENET_STD),
             "nms_threshold": float(nms_threshold), "detections_per_image": int(detections_per_image)}
+
+
+#: std of the head's convolution weights over normalised feature maps: the first class logits and box offsets are
+#: then about 0.1-0.4 (torchvision's Xavier init gives 1-2 there: confident random scores that training must undo)
+HEAD_INIT_STD = 0.01
+
+
+def scratch_head_init(head: nn.Module) -> None:
+    """Normal(0, 0.01) weights and zero biases for the head's convolutions (predictions start near 0)."""
+    for conv in head.modules():
+        if isinstance(conv, nn.Conv2d):
+            nn.init.normal_(conv.weight, std=HEAD_INIT_STD)
+            nn.init.zeros_(conv.bias)
 
 
 class SSDDetector(SSD):
@@ -67,13 +79,13 @@ class SSDDetector(SSD):
         backbone = build_backbone(spec["base_network"], size, spec.get("frozen_bn", False), norm=norm)
         anchors = DefaultBoxGenerator(spec["aspect_ratios"], scales=spec["scales"])
         classes = int(spec["num_classes"]) + 1
-        head = (NormalisedSSDHead(backbone.out_channels, anchors.num_anchors_per_location(), classes)
-                if norm == "batch" else None)  # None: torchvision's SSDHead
-        super().__init__(backbone, anchors, (size, size), classes, head=head,
+        super().__init__(backbone, anchors, (size, size), classes,
                          image_mean=list(spec["mean"]), image_std=list(spec["std"]),
                          score_thresh=VALIDATION_SCORE_THRESHOLD, nms_thresh=float(spec["nms_threshold"]),
                          detections_per_img=int(spec["detections_per_image"]), topk_candidates=TOPK_CANDIDATES)
         self.spec = dict(spec)
+        if norm != "none":
+            scratch_head_init(self.head)
         self.register_buffer("pixel_mean", torch.tensor(spec["mean"]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(spec["std"]).view(1, 3, 1, 1), persistent=False)
         self._anchor_cache: dict[tuple, torch.Tensor] = {}
