@@ -79,6 +79,8 @@ def test_classification_report_and_model_card(opt_ml):
     text = card(opt_ml, "classification", "validation:accuracy", ["normal", "pneumonia"])
     assert "ResNet-18" in text and "| train | 16 |" in text and "| validation | 10 |" in text
     assert all(name in text for name in IC_PLOTS)
+    chosen = artifact.load_manifest(opt_ml.model_dir)["decision_threshold"]  # binary job: chosen on validation
+    assert f"probability is >= {chosen['value']:.4g}" in text and "## Decision threshold" in text
 
 
 def test_a_failing_plot_is_a_warning_and_the_job_succeeds(opt_ml, monkeypatch, capsys):
