@@ -39,7 +39,7 @@ def main() -> None:
         data = args.data or synthetic.detection(Path(scratch), images)
         channels = jobs.channels("detection", data)
         reference = reference_throughput(channels["train"], args.batch, args.steps, args.workers, device)
-        hp = jobs.hyperparameters("detection", channels, args.batch, 300, "vgg-16", {"augmentation": "ssd"})
+        hp = jobs.job_hyperparameters("detection", channels, args.batch, 300, "vgg-16", {"augmentation": "ssd"})
         job = build_job("detection", channels, hp, device, args.workers, images)
         smcv = loader_throughput(job, device)
     emit("ssd_vs_reference", describe(device), data=str(args.data) if args.data else "synthetic",

@@ -22,7 +22,7 @@ def channels(task: str, data: Path) -> dict[str, Path]:
     return {"train": data / "images", "train_annotation": data / "masks"}
 
 
-def count_images(task: str, folders: dict[str, Path]) -> int:
+def count_images(folders: dict[str, Path]) -> int:
     """Number of training images in the channels (for num_training_samples; smcv counts again itself)."""
     suffixes = {".png", ".jpg", ".jpeg"}
     root = folders["train"]
@@ -36,12 +36,11 @@ def class_count(task: str, folders: dict[str, Path]) -> int:
     return 3 if task == "detection" else 2
 
 
-def hyperparameters(task: str, folders: dict[str, Path], batch: int, size: Optional[int] = None,
+def hyperparameters(task: str, classes: int, samples: int, batch: int, size: Optional[int] = None,
                     network: Optional[str] = None, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
-    """Built-in-style hyperparameters of a training job on these channels, without pretrained weights."""
+    """Built-in-style hyperparameters of a training job (or a served model), without pretrained weights."""
     size = size or DEFAULT_SIZE[task]
-    values = {"num_classes": class_count(task, folders), "num_training_samples": max(1, count_images(task, folders)),
-              "mini_batch_size": batch, "epochs": 8, "use_pretrained_model": 0,
+    values = {"num_classes": classes, "num_training_samples": max(1, samples), "mini_batch_size": batch, "epochs": 8, "use_pretrained_model": 0,
               NETWORK_PARAM[task]: network or DEFAULT_NETWORK[task]}
     if task == "classification":
         values.update(image_shape=f"3,{size},{size}", resize=size, augmentation_type="crop")
@@ -51,6 +50,12 @@ def hyperparameters(task: str, folders: dict[str, Path], batch: int, size: Optio
         values.update(algorithm="unet", image_size=size, optimizer="adam")
     values.update(extra or {})
     return {k: str(v) for k, v in values.items()}
+
+
+def job_hyperparameters(task: str, folders: dict[str, Path], batch: int, size: Optional[int] = None,
+                        network: Optional[str] = None, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """hyperparameters() of a training job on these channels (their classes and image count)."""
+    return hyperparameters(task, class_count(task, folders), count_images(folders), batch, size, network, extra)
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
