@@ -3,7 +3,8 @@ to a reference process that only imports torch, both started from this process.
 
 The job runs through benchlib.first_step (smcv.train unchanged, plus a global optimizer hook that prints a line
 after the first step); the first `progress` line (after 10 steps) is noted too. The job is killed once both are
-seen (or at the first step with --no-progress-line). Data: --data (a pneumoniamnist-style folder) or a synthetic one in that layout.
+seen (or at the first step with --no-progress-line).
+Data: --data (a pneumoniamnist-style folder) or a synthetic one in that layout.
 Prints one JSON object. Usage: python bench/time_to_first_step.py [--network 50 --size 224 --batch 64]
 """
 
@@ -14,6 +15,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 from benchlib import jobs, synthetic
 from benchlib.first_step import MARKER
@@ -38,7 +40,7 @@ def arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def job_env(base: Path, device: str | None) -> dict[str, str]:
+def job_env(base: Path, device: Optional[str]) -> dict[str, str]:
     """The training process's environment: the fake /opt/ml, classification, bench/ and src/ importable."""
     env = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), SMCV_TASK="classification", PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(BENCH_DIR), str(SRC), os.environ.get("PYTHONPATH")])))

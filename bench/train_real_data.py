@@ -41,7 +41,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="smcv-bench-") as scratch:
         data = args.data or synthetic.write(args.task, Path(scratch), images)
         channels = jobs.channels(args.task, data)
-        hp = jobs.job_hyperparameters(args.task, channels, args.batch, args.size, args.network, jobs.parse_overrides(args.hp))
+        hp = jobs.job_hyperparameters(args.task, channels, args.batch, args.size, args.network,
+                                      jobs.parse_overrides(args.hp))
         job = build_job(args.task, channels, hp, device, args.workers, images)
         real = loader_throughput(job, device)
         ceiling = synthetic_ceiling(job, device)

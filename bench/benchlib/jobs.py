@@ -40,7 +40,8 @@ def hyperparameters(task: str, classes: int, samples: int, batch: int, size: Opt
                     network: Optional[str] = None, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
     """Built-in-style hyperparameters of a training job (or a served model), without pretrained weights."""
     size = size or DEFAULT_SIZE[task]
-    values = {"num_classes": classes, "num_training_samples": max(1, samples), "mini_batch_size": batch, "epochs": 8, "use_pretrained_model": 0,
+    values = {"num_classes": classes, "num_training_samples": max(1, samples), "mini_batch_size": batch,
+              "epochs": 8, "use_pretrained_model": 0,
               NETWORK_PARAM[task]: network or DEFAULT_NETWORK[task]}
     if task == "classification":
         values.update(image_shape=f"3,{size},{size}", resize=size, augmentation_type="crop")

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -24,7 +24,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def ping(url: str) -> int | None:
+def ping(url: str) -> Optional[int]:
     """GET /ping's status, or None when nothing answers yet."""
     try:
         with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:

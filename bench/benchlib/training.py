@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch.utils.data import Subset
@@ -26,9 +27,13 @@ class Job:
 
 
 def build_job(task_name: str, channels: dict[str, Path], hp_values: dict[str, str], device: torch.device,
-              workers: int | None, max_images: int) -> Job:
+              workers: Optional[int], max_images: int) -> Job:
     """The task prepares the channels and builds the model; the Trainer gets the job's settings (first
     max_images training images only, no validation)."""
+    if device.type == "cuda":  # the flags smcv.train.pick_device sets for a job on a GPU
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     task = get_task(task_name)
     hp = task.schema().resolve(hp_values)
     settings = task.train_settings(hp)

@@ -18,8 +18,10 @@ WAIT_S = 600  # bounded wait for one bench run
 
 
 def run_bench(script: str, *args: str) -> dict:
-    """`python bench/<script> --device cpu ...`; its last stdout line parsed as JSON."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])))
+    """`python bench/<script> --device cpu ...` (one intra-op thread: CI machines are small and shared); its last
+    stdout line parsed as JSON."""
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])))
     proc = subprocess.run([sys.executable, str(REPO / "bench" / script), "--device", "cpu", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=WAIT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
