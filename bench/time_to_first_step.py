@@ -41,8 +41,10 @@ def arguments() -> argparse.Namespace:
 
 
 def job_env(base: Path, device: Optional[str]) -> dict[str, str]:
-    """The training process's environment: the fake /opt/ml, classification, bench/ and src/ importable."""
+    """The training process's environment: the fake /opt/ml, classification, one process (no torchrun relaunch,
+    whose children would not print the first-step line), bench/ and src/ importable."""
     env = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), SMCV_TASK="classification", PYTHONUNBUFFERED="1",
+               SMCV_NPROC_PER_NODE="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(BENCH_DIR), str(SRC), os.environ.get("PYTHONPATH")])))
     if device == "cpu":
         env["SMCV_DEVICE"] = "cpu"
