@@ -5,8 +5,9 @@
 RECIPE is one of pneumoniamnist, nih_cxr64, bccd, dsb2018, isbi2012 (the file examples/recipes/RECIPE.json holds its
 hyperparameters: the full set for a GPU, and the `short` overrides that --short applies for a few minutes on a CPU;
 docs/recipes.md explains them). DATA_DIR is the data set's folder (e.g. shared/data/bccd). Extra name=value pairs
-override hyperparameters. The script symlinks the data into WORK_DIR/opt_ml in the built-in channel layout (bccd,
-dsb2018 and isbi2012 are split into train/validation by a hash of the file name: about 20% validation), sets
+override hyperparameters. The script symlinks the data into WORK_DIR/opt_ml in the built-in channel layout (bccd and
+dsb2018 are split into train/validation by a hash of the file name: about 20% validation; isbi2012, slices of one
+stack, keeps its last 6 of 30 slices for validation), sets
 num_training_samples from the train channel, runs `python -m smcv.train` and prints the final validation metrics from
 the model manifest. WORK_DIR must not hold an earlier run.
 """
@@ -72,12 +73,25 @@ def voc_split(data: Path, channels: Path) -> None:
         link(image, channels / split / "JPEGImages" / image.name)
 
 
+def link_pair(data: Path, channels: Path, image: Path, split: str) -> None:
+    """DATA/images/<name> and DATA/masks/<name> into the split's image and annotation channels."""
+    link(image, channels / split / image.name)
+    link(data / "masks" / image.name, channels / f"{split}_annotation" / image.name)
+
+
 def mask_split(data: Path, channels: Path) -> None:
-    """DATA/{images,masks}/*.png split by file name into the built-in's four segmentation channels."""
+    """DATA/{images,masks}/*.png split by a hash of the file name into the built-in's four segmentation channels."""
     for image in sorted((data / "images").glob("*.png")):
-        split = "validation" if is_validation(image.name) else "train"
-        link(image, channels / split / image.name)
-        link(data / "masks" / image.name, channels / f"{split}_annotation" / image.name)
+        link_pair(data, channels, image, "validation" if is_validation(image.name) else "train")
+
+
+def stack_split(data: Path, channels: Path) -> None:
+    """DATA/{images,masks}/<n>.png, consecutive slices of one stack: the last 20% of the slices are the validation
+    channel (a block, so no validation slice has its neighbour in training)."""
+    images = sorted((data / "images").glob("*.png"), key=lambda path: int(path.stem) if path.stem.isdigit() else -1)
+    first_validation = len(images) - max(1, len(images) // 5)
+    for i, image in enumerate(images):
+        link_pair(data, channels, image, "validation" if i >= first_validation else "train")
 
 
 LAYOUTS: dict[str, Callable[[Path, Path], None]] = {
@@ -85,7 +99,7 @@ LAYOUTS: dict[str, Callable[[Path, Path], None]] = {
     "nih_cxr64": class_folders("train", "valid"),
     "bccd": voc_split,
     "dsb2018": mask_split,
-    "isbi2012": mask_split,
+    "isbi2012": stack_split,
 }
 
 

@@ -59,6 +59,16 @@ def test_short_variant_replaces_and_command_line_wins():
     assert ex.hyperparameters(recipe, True, {"epochs": "2"})["epochs"] == "2"
 
 
+def test_isbi2012_validates_on_the_last_fifth_of_the_stack(tmp_path):
+    data = MAKERS["isbi2012"](tmp_path / "isbi", count=30)
+    base, _ = example().prepare("isbi2012", data, tmp_path / "work", False, {})
+    channels = base / "input" / "data"
+    validation = sorted(int(p.stem) for p in (channels / "validation").iterdir())
+    assert validation == list(range(24, 30))
+    assert sorted(int(p.stem) for p in (channels / "validation_annotation").iterdir()) == validation
+    assert sorted(int(p.stem) for p in (channels / "train").iterdir()) == list(range(24))
+
+
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_short_recipe_trains_on_a_tiny_stand_in_and_the_loss_goes_down(tmp_path, name):
     ex = example()
