@@ -28,8 +28,9 @@ def nih_cxr64(root: Path, per_class: int = 12) -> Path:
     return root
 
 
-def bccd(root: Path, count: int = 15, size: int = 96) -> Path:
-    """trainval/{JPEGImages,Annotations}: Pascal VOC with the three BCCD class names."""
+def bccd(root: Path, count: int = 20, size: int = 96) -> Path:
+    """trainval/{JPEGImages,Annotations}: Pascal VOC with the three BCCD class names (20 images: the hash split puts
+    one, BloodImage_00016, in validation)."""
     folder = root / "trainval"
     (folder / "Annotations").mkdir(parents=True, exist_ok=True)
     (folder / "JPEGImages").mkdir(parents=True, exist_ok=True)
