@@ -35,7 +35,7 @@ FCN_AUX_LOSS_WEIGHT = 0.5
 _BUILTIN_DEFAULTS = {
     "epochs": 10, "learning_rate": 0.001, "mini_batch_size": 16, "momentum": 0.9, "weight_decay": 0.0001,
     "lr_scheduler_factor": 0.1, "early_stopping_min_epochs": 5, "early_stopping_patience": 4,
-    "early_stopping_tolerance": 0.0,
+    "early_stopping_tolerance": 0.0, "lr_scheduler": "poly",
 }
 
 
@@ -57,7 +57,6 @@ def _own_params() -> list[Param]:
         Param("use_pretrained_model", "bool", True,
               help="start the encoder from ImageNet weights (pretrained channel, baked in, or downloaded)"),
         Param("optimizer", "str", "sgd", choices=("sgd", "adam", "adagrad", "nag", "rmsprop"), help="optimizer"),
-        Param("lr_scheduler", "str", "poly", choices=("poly", "cosine", "step"), help="learning-rate schedule"),
         Param("gamma1", "float", 0.9, low=0, high=1, help="rmsprop decay (smoothing) factor"),
         Param("gamma2", "float", 0.9, low=0, high=1, help="rmsprop momentum"),
         Param("validation_mini_batch_size", "int", 16, low=1, help="validation batch size"),
@@ -193,5 +192,5 @@ def check(hp: HyperParameters) -> None:
 def train_settings(hp: HyperParameters) -> TrainSettings:
     """Engine settings from the built-in names (gamma1/gamma2 are rmsprop's rho and momentum)."""
     check(hp)
-    return train_settings_from(hp, rho=hp.gamma1, rmsprop_momentum=hp.gamma2, lr_scheduler=hp.lr_scheduler,
+    return train_settings_from(hp, rho=hp.gamma1, rmsprop_momentum=hp.gamma2,
                                validation_batch_size=hp.validation_mini_batch_size)

@@ -3,6 +3,7 @@ metrics and responses of SageMaker's built-in semantic-segmentation algorithm.""
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any, Optional
@@ -17,12 +18,12 @@ from smcv.pretrained import WeightsNeed
 from smcv.segmentation import datasets as ds
 from smcv.segmentation import params
 from smcv.segmentation.losses import SegmentationCriterion
-from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator
+from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator, labels_at_original_size
 from smcv.segmentation.model import (IMAGENET_MEAN, IMAGENET_STD, build_network, convert_syncbn, load_initial_weights,
                                      split_outputs, weights_need)
 from smcv.segmentation.predictor import SegmentationPredictor
 from smcv.segmentation.report import SegmentationReport
-from smcv.segmentation.transforms import build_transform, normalize
+from smcv.segmentation.transforms import build_transform, content_size, normalize
 from smcv.task_api import (AdvisorFacts, CardFacts, Evaluator, PreparedData, Predictor, Report, Task, TrainSettings,
                            criterion_of)
 
@@ -67,7 +68,8 @@ class SegmentationTask(Task):
         val_ds = None
         if validation is not None:
             val_ds = ds.SegmentationDataset(validation.source, ds.make_decoder(validation, hp.num_classes, binary),
-                                            build_transform(geometry, False))
+                                            build_transform(geometry, False),
+                                            functools.partial(content_size, geometry.mode, geometry.size))
             ds.check_pairs(val_ds)
         else:
             log.warning("no validation channel: the metrics %s are not computed and the last epoch's model is kept",
@@ -100,7 +102,7 @@ class SegmentationTask(Task):
         return model
 
     def _forward(self, model: torch.nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        images, masks = batch
+        images, masks = batch[0], batch[1]
         images = normalize(images.to(device, non_blocking=True), IMAGENET_MEAN, IMAGENET_STD)
         if device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
@@ -115,8 +117,12 @@ class SegmentationTask(Task):
         return ConfusionEvaluator(hp.num_classes)
 
     def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device, evaluator: Evaluator) -> torch.Tensor:
-        loss, logits, masks = self._forward(model, batch, device)
-        evaluator.update(logits.argmax(1), masks)
+        """The loss at the network's input size; the metrics at each image's original size, as serving answers."""
+        loss, logits, _ = self._forward(model, batch, device)
+        originals = batch[2]
+        masks = [original.mask.to(device, non_blocking=True) for original in originals]
+        predicted = labels_at_original_size(logits, [o.content for o in originals], [m.shape for m in masks])
+        evaluator.update(predicted, masks)
         return loss
 
     def advisor_facts(self, hp: HyperParameters, data: PreparedData) -> AdvisorFacts:

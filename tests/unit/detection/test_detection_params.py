@@ -23,6 +23,9 @@ def test_engine_hyperparameters_reach_the_settings():
     s = DetectionTask().train_settings(hp)
     assert (s.checkpoint_frequency, s.amp, s.precision, s.gradient_accumulation_steps) == (2, False, "float16", 3)
     assert (s.lr_scheduler, s.learning_rate, s.weight_decay) == ("step", 0.001, 0.0005)
+    hp = detection_schema().resolve({**REQUIRED, "lr_scheduler": "cosine", "lr_warmup_epochs": "2"})
+    assert (DetectionTask().train_settings(hp).lr_scheduler, DetectionTask().train_settings(hp).lr_warmup_epochs) == \
+        ("cosine", 2.0)
 
 
 @pytest.mark.parametrize("value,names", [
