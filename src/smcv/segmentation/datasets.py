@@ -16,8 +16,8 @@ from smcv.balance import spread_indices
 from smcv.data.images import decode_image
 from smcv.errors import ConfigError, DataError
 from smcv.segmentation.device_augment import pair_batch
-from smcv.segmentation.params import Geometry
 from smcv.segmentation.masks import LabelMap, MaskDecoder, decide_binary_255, raw_values, read_label_map
+from smcv.segmentation.params import Geometry
 from smcv.segmentation.sources import PairSource, find_manifests, folder_pairs, manifest_pairs, record_pairs
 
 log = logging.getLogger(__name__)
