@@ -76,10 +76,13 @@ def _spans(batch: RawBatch, i: int) -> tuple[tuple[int, int, int, int], tuple[in
     out = (round((y0 - ct) * s / ch), round((y1 - ct) * s / ch), round((x0 - cl) * s / cw), round((x1 - cl) * s / cw))
     if out[1] <= out[0] or out[3] <= out[2]:
         return None
-    sy, sx = dh / oh, dw / ow
-    src = (math.floor((y0 - zt) * sy), max(math.ceil((y1 - zt) * sy), math.floor((y0 - zt) * sy) + 1),
-           math.floor((x0 - zl) * sx), max(math.ceil((x1 - zl) * sx), math.floor((x0 - zl) * sx) + 1))
-    return src, out
+    return _source_span(y0 - zt, y1 - zt, dh / oh, dh) + _source_span(x0 - zl, x1 - zl, dw / ow, dw), out
+
+
+def _source_span(start: int, stop: int, scale: float, limit: int) -> tuple[int, int]:
+    """Decoded-image pixels [first, last) covering original pixels [start, stop): at least one, never the padding."""
+    first = min(math.floor(start * scale), limit - 1)
+    return first, min(max(math.ceil(stop * scale), first + 1), limit)
 
 
 def geometry(batch: RawBatch, images: torch.Tensor) -> torch.Tensor:
