@@ -1,5 +1,6 @@
 """Segmentation augmentation of whole batches on the training device (run on the CPU here): the plan replayed with
-torchvision's kernels gives the same pair, the mask stays aligned with the image, and the training step takes it."""
+torchvision's kernels gives the same pair, the mask stays aligned with the image, the output agrees in distribution
+with the CPU path, and the training step takes it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from smcv.segmentation.datasets import DecodedPairs, DeviceCollate
 from smcv.segmentation.device_augment import augment_pairs, on_device, pair_batch
 from smcv.segmentation.pair_plan import draw_pair_plan
 from smcv.segmentation.params import IGNORE_INDEX, Geometry
+from smcv.segmentation.transforms import build_transform
 from smcv.tasks.segmentation import SegmentationTask
 
 CPU = torch.device("cpu")
@@ -153,3 +155,38 @@ def test_training_step_with_augmentation_on_the_device(tmp_path):
     assert math.isfinite(loss.item()) and loss.item() > 0
     loss.backward()
     assert on_device("gpu") and not on_device("cpu") and on_device("auto") == torch.cuda.is_available()
+
+
+def ks_statistic(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical distribution functions."""
+    grid = torch.cat([a, b]).sort().values
+    fa = torch.searchsorted(a.sort().values, grid, right=True) / len(a)
+    fb = torch.searchsorted(b.sort().values, grid, right=True) / len(b)
+    return float((fa - fb).abs().max())
+
+
+@pytest.mark.parametrize("geometry", [LETTERBOX, RESIZE], ids=["letterbox", "resize"])
+def test_device_and_cpu_augmentation_agree_in_distribution(geometry):
+    gen = torch.Generator().manual_seed(3)
+    pairs = [blocky_pair(gen) for _ in range(16)]
+    draws = 256
+    torch.manual_seed(0)
+    cpu = build_transform(geometry, training=True)
+    cpu_out = [cpu(tv_tensors.Image(pairs[k % 16][0]), tv_tensors.Mask(pairs[k % 16][1])) for k in range(draws)]
+    cpu_masks = torch.stack([m.as_subclass(torch.Tensor) for _, m in cpu_out])
+    cpu_images = torch.stack([im.as_subclass(torch.Tensor) for im, _ in cpu_out]).float()
+    torch.manual_seed(1)
+    dev_images, dev_masks = [], []
+    for start in range(0, draws, 16):
+        images, masks = augment_pairs(pair_batch([pairs[k % 16] for k in range(start, start + 16)], geometry,
+                                                 augment=True, flip=True), CPU)
+        dev_images.append(images)
+        dev_masks.append(masks)
+    dev_images, dev_masks = torch.cat(dev_images), torch.cat(dev_masks)
+    bound = 1.95 * math.sqrt(2 / draws)  # two-sample KS rejection bound at alpha = 0.001
+    for name, statistic in [("ignored share", lambda m, i: (m == IGNORE_INDEX).float().mean((1, 2))),
+                            ("class 1 share", lambda m, i: (m == 1).float().mean((1, 2))),
+                            ("class 3 share", lambda m, i: (m == 3).float().mean((1, 2))),
+                            ("mean level", lambda m, i: i.mean((1, 2, 3)))]:
+        a, b = statistic(cpu_masks, cpu_images), statistic(dev_masks, dev_images)
+        assert ks_statistic(a, b) < bound, f"{name}: CPU and device augmentation differ in distribution"
