@@ -15,7 +15,9 @@ from torchvision.transforms.v2 import functional as F
 from smcv.balance import spread_indices
 from smcv.data.images import decode_image
 from smcv.errors import ConfigError, DataError
+from smcv.segmentation.device_augment import pair_batch
 from smcv.segmentation.masks import LabelMap, MaskDecoder, decide_binary_255, raw_values, read_label_map
+from smcv.segmentation.params import Geometry
 from smcv.segmentation.sources import PairSource, find_manifests, folder_pairs, manifest_pairs, record_pairs
 
 log = logging.getLogger(__name__)
@@ -64,11 +66,35 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return (*pair, Original(original, self.content(*original.shape)))
 
 
+class DecodedPairs(SegmentationDataset):
+    """Training pairs for augmentation on the device: decoded only, as {"image", "mask"} at their stored size."""
+
+    def __init__(self, source: PairSource, decoder: MaskDecoder) -> None:
+        super().__init__(source, decoder, None)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        image, mask = self.load(i)
+        return {"image": image.as_subclass(torch.Tensor), "mask": mask.as_subclass(torch.Tensor)}
+
+
 def collate(batch: list[tuple[Any, ...]]) -> tuple[Any, ...]:
     """Stack images (B,3,H,W uint8) and masks (B,H,W uint8); validation batches add the list of `Original`s."""
     images, masks, *originals = zip(*batch)
     stacked = (torch.stack(images), torch.stack(masks))
     return (*stacked, list(originals[0])) if originals else stacked
+
+
+class DeviceCollate:
+    """Collate for augmentation on the device: DecodedPairs items become a PairBatch with its plan drawn;
+    transformed pairs (validation) are stacked by `collate`."""
+
+    def __init__(self, geometry: Geometry, augment: bool, flip: bool) -> None:
+        self.geometry, self.augment, self.flip = geometry, augment, flip
+
+    def __call__(self, batch: list[Any]) -> Any:
+        if not isinstance(batch[0], dict):
+            return collate(batch)
+        return pair_batch([(item["image"], item["mask"]) for item in batch], self.geometry, self.augment, self.flip)
 
 
 @dataclass

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 TASK = "segmentation"
 IGNORE_INDEX = 255
+#: augmentation_device values: auto (gpu when CUDA is present), cpu (DataLoader workers), gpu (the training device)
+AUGMENTATION_DEVICES = ("auto", "cpu", "gpu")
 #: built-in `backbone` values and the encoder name each one means
 BACKBONES = {"resnet-50": "resnet50", "resnet-101": "resnet101", "resnet-18": "resnet18", "resnet-34": "resnet34",
              "resnet-152": "resnet152"}
@@ -77,6 +79,9 @@ def _own_params() -> list[Param]:
                    "training masks); none: the built-in's behaviour"),
         Param("augment", "bool", True, help="random scale/crop, flip and brightness/contrast during training"),
         Param("horizontal_flip", "bool", True, help="random horizontal flips when augment is on"),
+        Param("augmentation_device", "str", "auto", choices=AUGMENTATION_DEVICES,
+              help="smcv: where training augmentation runs: gpu (the training device, a whole batch at once), "
+                   "cpu (DataLoader workers, per pair), auto (gpu when CUDA is present)"),
     ]
 
 

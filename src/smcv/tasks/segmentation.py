@@ -17,6 +17,7 @@ from smcv.inputs import channel_inputs
 from smcv.pretrained import WeightsNeed
 from smcv.segmentation import datasets as ds
 from smcv.segmentation import params
+from smcv.segmentation.device_augment import PairBatch, augment_pairs, on_device
 from smcv.segmentation.losses import SegmentationCriterion
 from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator, labels_at_original_size
 from smcv.segmentation.model import (IMAGENET_MEAN, IMAGENET_STD, build_network, convert_syncbn, load_initial_weights,
@@ -62,8 +63,14 @@ class SegmentationTask(Task):
         if "validation" in channels:
             validation = ds.read_split("validation", channels, pipe, hp.mask_attribute)
         binary = ds.binary_255(hp.binary_mask_255, hp.num_classes, train)
-        train_ds = ds.SegmentationDataset(train.source, ds.make_decoder(train, hp.num_classes, binary),
-                                          build_transform(geometry, True, hp.augment, hp.horizontal_flip))
+        device_augmentation = on_device(hp.augmentation_device)
+        if device_augmentation:
+            train_ds = ds.DecodedPairs(train.source, ds.make_decoder(train, hp.num_classes, binary))
+        else:
+            train_ds = ds.SegmentationDataset(train.source, ds.make_decoder(train, hp.num_classes, binary),
+                                              build_transform(geometry, True, hp.augment, hp.horizontal_flip))
+        log.info("training augmentation runs on the %s", "training device, a batch at a time" if device_augmentation
+                 else "CPU, in the DataLoader workers")
         ds.check_pairs(train_ds)
         val_ds = None
         if validation is not None:
@@ -85,7 +92,8 @@ class SegmentationTask(Task):
         if validation is not None and val_ds is not None:
             info["validation"] = ds.describe(validation, val_ds)
         names = ds.class_names(hp.num_classes, train.class_names)
-        return PreparedData(train_ds, val_ds, ds.collate, names, info)
+        collate = ds.DeviceCollate(geometry, hp.augment, hp.horizontal_flip) if device_augmentation else ds.collate
+        return PreparedData(train_ds, val_ds, collate, names, info)
 
     def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path],
                     weights: Optional[Path] = None) -> torch.nn.Module:
@@ -102,6 +110,8 @@ class SegmentationTask(Task):
         return model
 
     def _forward(self, model: torch.nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if isinstance(batch, PairBatch):  # decoded only: augmented on the device first
+            batch = augment_pairs(batch, device)
         images, masks = batch[0], batch[1]
         images = normalize(images.to(device, non_blocking=True), IMAGENET_MEAN, IMAGENET_STD)
         if device.type == "cuda":
