@@ -11,7 +11,7 @@ usage() {
 Usage: ./build_and_push.sh [OPTIONS]
 
 Build containers/Dockerfile once per task (images NAME-classification, NAME-detection, NAME-segmentation,
-tagged VERSION and latest) and push them. By default the target is Amazon ECR of the current AWS account:
+tagged VERSION and latest; VERSION-cu13 and latest-cu13 for the CUDA 13 line) and push them. By default the target is Amazon ECR of the current AWS account:
 the account comes from `aws sts get-caller-identity`, each repository is created if missing, and docker
 logs in with `aws ecr get-login-password`.
 
@@ -26,6 +26,9 @@ Options:
   --name NAME          image/repository name prefix (default: smcv)
   --version VERSION    version tag (default: the version in pyproject.toml)
   --tasks LIST         comma-separated subset of classification,detection,segmentation (default: all)
+  --cuda 12|13         torch/CUDA line (default 12: torch 2.10 + CUDA 12.8, runs on NVIDIA drivers >= 525.60,
+                       SageMaker's default 535/550 hosts; tags VERSION, latest). 13: torch 2.14 + CUDA 13.0,
+                       drivers >= 580; tags VERSION-cu13, latest-cu13. docs/container.md "GPU drivers" has the table
   --base-image IMAGE   base image (default: the Dockerfile's, python:3.11-slim-bookworm pinned by digest)
   --ca-bundle FILE     CA bundle for a TLS-intercepting proxy, passed as a BuildKit secret (no layer keeps it)
   --wheelhouse DIR     install Python packages from DIR (fill it with containers/fill_wheelhouse.sh DIR)
@@ -57,6 +60,7 @@ ca_bundle=""
 wheelhouse=""
 bake_weights=1
 platform="linux/amd64"
+cuda=12
 
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (see --help)"; }
 while [ $# -gt 0 ]; do
@@ -76,6 +80,7 @@ while [ $# -gt 0 ]; do
         --no-bake-weights) bake_weights=0 ;;
         --require-weights) bake_weights=required ;;
         --platform) need_value "$@"; platform="$2"; shift ;;
+        --cuda) need_value "$@"; cuda="$2"; shift ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
     shift
@@ -97,6 +102,11 @@ for t in "${requested[@]}"; do
     esac
 done
 [ "${#task_list[@]}" -gt 0 ] || die "--tasks is empty"
+case "${cuda}" in
+    12) suffix="" ;;
+    13) suffix="-cu13" ;;
+    *) die "--cuda ${cuda}: use 12 (default tags, NVIDIA driver >= 525.60) or 13 (tags -cu13, driver >= 580)" ;;
+esac
 [[ "${name}" =~ ^[a-z0-9]+([._-][a-z0-9]+)*$ ]] || die "--name '${name}' is not a valid repository name (lowercase, digits, . _ -)"
 if [ -z "${version}" ]; then
     version="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "${root}/pyproject.toml" | head -n 1)"
@@ -172,7 +182,8 @@ else
 fi
 
 # --- build -----------------------------------------------------------------------------------------------
-build_args=(--platform "${platform}" --file "${dockerfile}" --build-arg "BAKE_WEIGHTS=${bake_weights}")
+build_args=(--platform "${platform}" --file "${dockerfile}" --build-arg "BAKE_WEIGHTS=${bake_weights}"
+            --build-arg "CUDA=${cuda}")
 [ -n "${base_image}" ] && build_args+=(--build-arg "BASE_IMAGE=${base_image}")
 [ -n "${ca_bundle}" ] && build_args+=(--secret "id=ca_bundle,src=${ca_bundle}")
 
@@ -207,8 +218,8 @@ start_all=$(date +%s)
 # All the work happens once, in target `runtime`; each task image is then that image plus ENV SMCV_TASK (what
 # the Dockerfile's per-task stages do), so the task images share every layer even if the sources change
 # while the script runs.
-runtime_ref="${name}-runtime:${version}"
-log "building ${runtime_ref} (target runtime)"
+runtime_ref="${name}-runtime:${version}${suffix}"
+log "building ${runtime_ref} (target runtime, CUDA ${cuda} line)"
 "${DOCKER}" build "${build_args[@]}" --target runtime \
     --label "org.opencontainers.image.version=${version}" --tag "${runtime_ref}" "${root}" \
     || die "docker build failed${weights_hint}"
@@ -217,16 +228,17 @@ report_weights
 for task in "${task_list[@]}"; do
     image="${name}-${task}"
     printf 'FROM %s\nENV SMCV_TASK=%s\n' "${runtime_ref}" "${task}" \
-        | "${DOCKER}" build --quiet --platform "${platform}" --tag "${image}:${version}" --tag "${image}:latest" - >/dev/null \
+        | "${DOCKER}" build --quiet --platform "${platform}" --tag "${image}:${version}${suffix}" \
+            --tag "${image}:latest${suffix}" - >/dev/null \
         || die "docker build of ${image} failed"
-    size="$("${DOCKER}" image inspect -f '{{.Size}}' "${image}:${version}")"
-    log "tagged ${image}:${version} and :latest ($(( size / 1000000 )) MB)"
+    size="$("${DOCKER}" image inspect -f '{{.Size}}' "${image}:${version}${suffix}")"
+    log "tagged ${image}:${version}${suffix} and :latest${suffix} ($(( size / 1000000 )) MB)"
 done
 log "all builds took $(( $(date +%s) - start_all )) s"
 # Sanity check: the task images differ only in ENV SMCV_TASK.
 first_layers=""
 for task in "${task_list[@]}"; do
-    layers="$("${DOCKER}" image inspect -f '{{json .RootFS.Layers}}' "${name}-${task}:${version}")"
+    layers="$("${DOCKER}" image inspect -f '{{json .RootFS.Layers}}' "${name}-${task}:${version}${suffix}")"
     first_layers="${first_layers:-${layers}}"
     [ "${layers}" = "${first_layers}" ] \
         || die "${name}-${task} does not share all layers with ${name}-${task_list[0]}"
@@ -251,9 +263,9 @@ if [ -z "${registry}" ]; then
 fi
 for task in "${task_list[@]}"; do
     image="${name}-${task}"
-    for tag in "${version}" latest; do
+    for tag in "${version}${suffix}" "latest${suffix}"; do
         remote="${target_registry}/${image}:${tag}"
-        "${DOCKER}" tag "${image}:${version}" "${remote}"
+        "${DOCKER}" tag "${image}:${version}${suffix}" "${remote}"
         log "pushing ${remote}"
         "${DOCKER}" push "${remote}" >/dev/null || die "docker push ${remote} failed"
         echo "${remote}"

@@ -6,16 +6,27 @@ set -euo pipefail
 
 usage() {
     cat <<'USAGE'
-Usage: containers/fill_wheelhouse.sh [DIR]
+Usage: containers/fill_wheelhouse.sh [--cuda 12|13] [DIR]
 
-Download the image's pinned, hashed requirements (containers/requirements-torch.txt, requirements.txt,
-requirements-sdist.txt, requirements-build.txt: a full lock, so --no-deps; pip checks every sha256) into
-DIR (default: containers/wheelhouse). The image targets CPython 3.11 on manylinux x86_64; run this with such a Python (PYTHON=..., default python3) or the wheels will not fit.
+Download the image's pinned, hashed requirements for one CUDA line (containers/requirements-torch-cu12.txt,
+the default line, or -cu13.txt with --cuda 13; plus requirements.txt, requirements-sdist.txt,
+requirements-build.txt: a full lock, so --no-deps; pip checks every sha256) into DIR (default:
+containers/wheelhouse). A wheelhouse may hold both lines' wheels: each build installs only its lock's files. The image targets CPython 3.11 on manylinux x86_64; run this with such a Python (PYTHON=..., default python3) or the wheels will not fit.
 Then build with: ./build_and_push.sh --no-push --wheelhouse DIR
 USAGE
 }
 
-case "${1:-}" in -h|--help) usage; exit 0 ;; -*) echo "error: unknown option $1" >&2; usage >&2; exit 2 ;; esac
+cuda=12
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --cuda) [ $# -ge 2 ] || { echo "error: --cuda needs 12 or 13" >&2; exit 2; }; cuda="$2"; shift ;;
+        -*) echo "error: unknown option $1" >&2; usage >&2; exit 2 ;;
+        *) break ;;
+    esac
+    shift
+done
+case "${cuda}" in 12|13) ;; *) echo "error: --cuda ${cuda}: use 12 or 13" >&2; exit 2 ;; esac
 here="$(cd "$(dirname "$0")" && pwd)"
 dir="${1:-${here}/wheelhouse}"
 PYTHON="${PYTHON:-python3}"
@@ -29,7 +40,7 @@ fi
 mkdir -p "${dir}"
 start=$(date +%s)
 "${PYTHON}" -m pip download --quiet --disable-pip-version-check --dest "${dir}" \
-    --require-hashes --no-deps -r "${here}/requirements-torch.txt" -r "${here}/requirements.txt" \
+    --require-hashes --no-deps -r "${here}/requirements-torch-cu${cuda}.txt" -r "${here}/requirements.txt" \
     -r "${here}/requirements-sdist.txt" -r "${here}/requirements-build.txt"
-echo "wheelhouse ${dir}: $(find "${dir}" -maxdepth 1 -type f \( -name '*.whl' -o -name '*.tar.gz' \) | wc -l) files," \
+echo "wheelhouse ${dir} (CUDA ${cuda} line): $(find "${dir}" -maxdepth 1 -type f \( -name '*.whl' -o -name '*.tar.gz' \) | wc -l) files," \
      "$(du -sh "${dir}" | cut -f1), $(( $(date +%s) - start )) s"

@@ -2,7 +2,7 @@
 
 Usage: python containers/lock_requirements.py [--index URL] [FILE ...]
 
-Each FILE (default: the four containers/requirements*.txt) keeps its comments and `name==version` pins; the
+Each FILE (default: every containers/requirements*.txt) keeps its comments and `name==version` pins; the
 hashes of that version's files that fit the image (CPython 3.11, manylinux x86_64, pure-Python wheels, sdists)
 are written below each pin, so that the Dockerfile's `pip install --require-hashes` refuses any other file.
 The hashes come from the index's simple pages (PEP 503 `#sha256=` links); `--index` defaults to
@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 HERE = Path(__file__).resolve().parent
-LOCK_FILES = ("requirements-build.txt", "requirements-sdist.txt", "requirements-torch.txt", "requirements.txt")
+#: every lock file of the image; requirements-torch-cu<N>.txt is one per CUDA line (Dockerfile ARG CUDA)
+TORCH_LOCKS = {12: "requirements-torch-cu12.txt", 13: "requirements-torch-cu13.txt"}
+LOCK_FILES = ("requirements-build.txt", "requirements-sdist.txt", *TORCH_LOCKS.values(), "requirements.txt")
 DEFAULT_INDEX = "https://pypi.org/simple"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*\\?\s*$")
 TARGET_PYTHON = (3, 11)

@@ -50,5 +50,6 @@ while read -r id _; do
 done < <(grep -vE '^\s*(#|$)' containers/audit-ignore.txt || true)
 echo "auditing the image's lock files against ${service}" >&2
 "${venv}/bin/pip-audit" --vulnerability-service "${service}" --disable-pip --no-deps --strict --progress-spinner off \
-    "${ignores[@]}" -r containers/requirements-torch.txt -r containers/requirements.txt \
+    "${ignores[@]}" -r containers/requirements-torch-cu12.txt -r containers/requirements-torch-cu13.txt \
+    -r containers/requirements.txt \
     -r containers/requirements-sdist.txt -r containers/requirements-build.txt

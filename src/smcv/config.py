@@ -209,6 +209,10 @@ class Schema:
         return rows
 
 
+#: lr_scheduler values (engine.optim.lr_factor implements them)
+LR_SCHEDULERS = ("step", "poly", "cosine")
+
+
 def common_training_params(defaults: dict[str, Any]) -> list[Param]:
     """Engine hyperparameters shared by all tasks, with per-task defaults."""
     d = defaults
@@ -220,6 +224,14 @@ def common_training_params(defaults: dict[str, Any]) -> list[Param]:
         Param("weight_decay", "float", d.get("weight_decay", 0.0001), low=0, high=1, help="L2 weight decay"),
         Param("lr_scheduler_step", "int_list", d.get("lr_scheduler_step", ()), low=1, help="epochs at which the learning rate is multiplied by lr_scheduler_factor, e.g. '10, 20'"),
         Param("lr_scheduler_factor", "float", d.get("lr_scheduler_factor", 0.1), low=0, high=1, help="learning-rate reduction factor"),
+        Param("lr_scheduler", "str", d.get("lr_scheduler", "step"), choices=LR_SCHEDULERS,
+              help="learning-rate schedule over all epochs: step (lr_scheduler_step and lr_scheduler_factor; "
+                   "a constant rate without steps), poly ((1 - t)^0.9) or cosine (half a cosine to 0); "
+                   "smcv's extension for classification and object-detection"),
+        Param("lr_warmup_epochs", "float", d.get("lr_warmup_epochs", 0.0), low=0,
+              help="smcv: the learning rate rises linearly from near 0 to the schedule's value over the first N "
+                   "epochs (fractions allowed; 0: no warm-up; object-detection's default: 1 when "
+                   "use_pretrained_model=0, else 0)"),
         Param("early_stopping", "bool", d.get("early_stopping", False), help="stop when the objective stops improving"),
         Param("early_stopping_min_epochs", "int", d.get("early_stopping_min_epochs", 10), low=1, help="epochs before early stopping may stop"),
         Param("early_stopping_patience", "int", d.get("early_stopping_patience", 5), low=1, help="epochs without relative improvement before stopping"),

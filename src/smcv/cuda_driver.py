@@ -16,9 +16,11 @@ PROC_VERSION = Path("/proc/driver/nvidia/version")
 #: the oldest Linux driver each CUDA major version runs on (CUDA's minor-version compatibility: any 12.x runtime
 #: on >= 525.60.13, any 13.x on >= 580); from NVIDIA's CUDA compatibility tables
 MIN_DRIVER = {11: (450, 80), 12: (525, 60), 13: (580, 0)}
-#: what to do about it
-ADVICE = ("use a host with a newer NVIDIA driver (on SageMaker: an instance family or InferenceAmiVersion whose "
-          "driver is at least that; docs/container.md lists them), or set SMCV_DEVICE=cpu to run on the CPU")
+#: the image lines build_and_push.sh --cuda builds (CUDA major -> tag suffix); the CUDA 12 line is the default tag
+LINE_TAG_SUFFIX = {12: "", 13: "-cu13"}
+#: what else can be done about a host the image cannot use
+ADVICE = ("or use a host with a newer NVIDIA driver (on SageMaker: an instance family or InferenceAmiVersion whose "
+          "driver is new enough; docs/container.md, 'GPU drivers', lists them), or set SMCV_DEVICE=cpu to run on the CPU")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,18 @@ def cuda_facts() -> CudaFacts:
     return CudaFacts(torch.__version__, torch.version.cuda, driver_version(), torch.cuda.is_available())
 
 
+def line_tag(cuda_major: int) -> str:
+    """How the image line of a CUDA major version is tagged, e.g. 'smcv-<task>:latest-cu13'."""
+    return f"smcv-<task>:latest{LINE_TAG_SUFFIX[cuda_major]} (or VERSION{LINE_TAG_SUFFIX[cuda_major]})"
+
+
+def tag_for_driver(driver: str) -> Optional[int]:
+    """The newest image line (CUDA major) a host driver runs, or None when it runs none of them."""
+    found = _version_tuple(driver)[:2]
+    fitting = [major for major in LINE_TAG_SUFFIX if found >= MIN_DRIVER[major]]
+    return max(fitting) if fitting else None
+
+
 def unusable_gpu_reason(facts: CudaFacts) -> Optional[str]:
     """Why a present GPU cannot be used (driver too old, or CUDA failing to start), or None when all is well."""
     if facts.cuda_available or facts.driver is None or not facts.cuda_runtime:
@@ -82,7 +96,14 @@ def unusable_gpu_reason(facts: CudaFacts) -> Optional[str]:
     needed = required_driver(facts.cuda_runtime)
     found = _version_tuple(facts.driver)
     if needed and found[:2] < needed:
+        line = tag_for_driver(facts.driver)
+        if line is not None:
+            instead = f"use the CUDA {line} image line instead: {line_tag(line)}, built by build_and_push.sh --cuda {line}; "
+        else:
+            oldest = min(LINE_TAG_SUFFIX)
+            instead = (f"no smcv image line runs on it (the oldest, the CUDA {oldest} line {line_tag(oldest)}, needs "
+                       f"driver >= {MIN_DRIVER[oldest][0]}.{MIN_DRIVER[oldest][1]:02d}): ")
         return (f"this host has NVIDIA driver {facts.driver}, but this image's torch {facts.torch_version} needs "
-                f"CUDA {facts.cuda_runtime}, which needs driver >= {needed[0]}.{needed[1]:02d}; {ADVICE}")
+                f"CUDA {facts.cuda_runtime}, which needs driver >= {needed[0]}.{needed[1]:02d}; {instead}{ADVICE}")
     return (f"an NVIDIA driver ({facts.driver}) is present but CUDA {facts.cuda_runtime} does not start (no GPU "
-            f"visible to the container, or a driver/runtime mismatch); check the container's GPU access, or {ADVICE}")
+            f"visible to the container, or a driver/runtime mismatch); check the container's GPU access, {ADVICE}")

@@ -46,7 +46,7 @@ class TrainSettings:
     lr_scheduler: str = "step"  # step | poly | cosine | none
     lr_scheduler_step: tuple[int, ...] = ()
     lr_scheduler_factor: float = 0.1
-    warmup_epochs: float = 0.0  # linear learning-rate warm-up from near 0 over this many (fractional) epochs
+    lr_warmup_epochs: float = 0.0  # linear warm-up of the learning rate over the first N epochs
     validation_batch_size: Optional[int] = None
     precision: str = "float32"  # precision_dtype: float32 | float16 | bfloat16
     amp: bool = True  # autocast (BF16 where supported) even when precision_dtype is float32
@@ -105,7 +105,8 @@ def train_settings_from(hp: HyperParameters, **task_specific: Any) -> TrainSetti
     common: dict[str, Any] = dict(
         epochs=hp.epochs, batch_size=hp.mini_batch_size, learning_rate=hp.learning_rate, optimizer=hp.optimizer,
         momentum=hp.momentum, weight_decay=hp.weight_decay, lr_scheduler_step=tuple(hp.lr_scheduler_step),
-        lr_scheduler_factor=hp.lr_scheduler_factor, precision=hp.precision_dtype, amp=hp.amp,
+        lr_scheduler_factor=hp.lr_scheduler_factor, lr_scheduler=hp.lr_scheduler,
+        lr_warmup_epochs=hp.lr_warmup_epochs, precision=hp.precision_dtype, amp=hp.amp,
         gradient_accumulation_steps=hp.gradient_accumulation_steps, early_stopping=hp.early_stopping,
         early_stopping_min_epochs=hp.early_stopping_min_epochs, early_stopping_patience=hp.early_stopping_patience,
         early_stopping_tolerance=hp.early_stopping_tolerance, checkpoint_frequency=hp.checkpoint_frequency,

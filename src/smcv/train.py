@@ -139,9 +139,16 @@ def save_outputs(paths: Paths, job: TrainedJob, inputs: ChannelInputs, weights: 
     paths.output_data_dir.mkdir(parents=True, exist_ok=True)
     (paths.output_data_dir / "metrics.json").write_text(json.dumps(result.history, indent=1))
     log.info("model saved to %s (%s)", paths.model_dir, selection_summary(result, task.objective_metric))
+    chosen: dict = {}
+
+    def update_manifest(fields: dict) -> None:
+        chosen.update(fields)
+        save_manifest_fields(paths.model_dir, fields)
+
     plots = write_report(job, paths.output_data_dir, paths.evaluation_file, stop=lambda: stop.requested,
-                         update_manifest=lambda fields: save_manifest_fields(paths.model_dir, fields))
-    write_model_card(job, plots, describe_start(weights, inputs.model_artifact is not None), paths.model_card_file)
+                         update_manifest=update_manifest)
+    write_model_card(job, plots, describe_start(weights, inputs.model_artifact is not None), paths.model_card_file,
+                     {**manifest, **chosen}.get("decision_threshold"))
     if not result.stopped_by_signal:
         write_success(paths)
 

@@ -56,11 +56,13 @@ def test_pipe_mode_manifest_and_incremental_training(opt_ml, monkeypatch, capsys
     pipe_manifest(data, "train", range(6))
     pipe_manifest(data, "validation", range(6, 9))
     pipe = {"TrainingInputMode": "Pipe", "RecordWrapperType": "RecordIO", "ContentType": "application/x-recordio"}
-    assert run_in_process(opt_ml, monkeypatch, {"train": pipe, "validation": pipe}, epochs=1) == 0, opt_ml.failure
+    # augmentation_device=gpu runs the batch augmenter on the training device (the CPU here) through the engine
+    assert run_in_process(opt_ml, monkeypatch, {"train": pipe, "validation": pipe}, epochs=1,
+                          augmentation_device="gpu") == 0, opt_ml.failure
+    assert "training augmentation (ssd) runs on the training device" in capsys.readouterr().out
     manifest = artifact.load_manifest(opt_ml.model_dir)
     assert manifest["class_names"] == ["class_0", "class_1"] and manifest["source_class_ids"] == [3, 7]
     opt_ml.model_as_channel()
-    capsys.readouterr()
     channels = {"train": pipe, "validation": pipe, "model": {"TrainingInputMode": "File"}}
     assert run_in_process(opt_ml, monkeypatch, channels, epochs=1, use_pretrained_model=1) == 0, opt_ml.failure
     assert "incremental training from the model channel" in capsys.readouterr().out

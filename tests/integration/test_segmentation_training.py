@@ -58,7 +58,9 @@ def test_python_m_smcv_train_builtin_layout(opt_ml):
 def test_ground_truth_manifest_and_incremental_training(opt_ml, monkeypatch, capsys):
     ground_truth_manifest(opt_ml.channel("train"), 4)
     ground_truth_manifest(opt_ml.channel("validation"), 2)
-    assert run_in_process(opt_ml, monkeypatch) == 0
+    # augmentation_device=gpu runs the batch augmenter on the training device (the CPU here) through the engine
+    assert run_in_process(opt_ml, monkeypatch, augmentation_device="gpu") == 0
+    assert "training augmentation runs on the training device" in capsys.readouterr().out
     manifest = artifact.load_manifest(opt_ml.model_dir)
     assert manifest["class_names"] == ["BACKGROUND", "lesion"] and manifest["data"]["train"]["format"] == "manifest"
     opt_ml.model_as_channel()

@@ -79,6 +79,8 @@ def test_classification_report_and_model_card(opt_ml):
     text = card(opt_ml, "classification", "validation:accuracy", ["normal", "pneumonia"])
     assert "ResNet-18" in text and "| train | 16 |" in text and "| validation | 10 |" in text
     assert all(name in text for name in IC_PLOTS)
+    chosen = artifact.load_manifest(opt_ml.model_dir)["decision_threshold"]  # binary job: chosen on validation
+    assert f"probability is >= {chosen['value']:.4g}" in text and "## Decision threshold" in text
 
 
 def test_a_failing_plot_is_a_warning_and_the_job_succeeds(opt_ml, monkeypatch, capsys):
@@ -143,7 +145,8 @@ def test_segmentation_report_and_model_card(opt_ml, monkeypatch):
     assert set(result["plots"]) == SS_PLOTS and result["plot_failures"] == {}
     assert_pngs(output(opt_ml), SS_PLOTS)
     pixels = sum(map(sum, result["confusion_matrix"]))
-    assert pixels == result["validation_samples"] * 32 * 32 and result["confusion_unit"] == "pixels"
+    # counted at the images' original 40x48, not the 32x32 network input
+    assert pixels == result["validation_samples"] * 40 * 48 and result["confusion_unit"] == "pixels"
     ious = [row["iou"] for row in result["per_class"] if row["iou"] is not None]
     assert all(0.0 <= v <= 1.0 for v in ious)
     assert sum(ious) / len(ious) == pytest.approx(result["metrics"]["validation:mIOU"])

@@ -1,4 +1,4 @@
-"""build_and_push.sh's weights options, with a stand-in `docker` that records its arguments (no Docker needed)."""
+"""build_and_push.sh's weights and CUDA-line options, with a stand-in `docker` that records its arguments (no Docker needed)."""
 
 from __future__ import annotations
 
@@ -76,3 +76,21 @@ def test_help_names_the_weights_options(tmp_path):
     assert result.returncode == 0
     for option in ("--no-bake-weights", "--require-weights", "--bake-weights"):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize("args, line, suffix", [((), "12", ""), (("--cuda", "12"), "12", ""),
+                                                (("--cuda", "13"), "13", "-cu13")])
+def test_cuda_line_build_arg_and_tags(tmp_path, args, line, suffix):
+    result, calls = run_script(tmp_path, *args, "--tasks", "detection", FAKE_BAKED=BAKED)
+    assert result.returncode == 0, result.stderr
+    runtime = runtime_build(calls)
+    assert f"--build-arg CUDA={line} " in runtime and f"--tag smcv-runtime:1.0.0-test{suffix} " in runtime
+    task_build = next(c for c in calls if c.startswith("build ") and "--target runtime" not in c)
+    assert f"--tag smcv-detection:1.0.0-test{suffix} --tag smcv-detection:latest{suffix} " in task_build
+    assert f"tagged smcv-detection:1.0.0-test{suffix} and :latest{suffix}" in result.stderr
+
+
+def test_an_unknown_cuda_line_is_refused_before_any_build(tmp_path):
+    result, calls = run_script(tmp_path, "--cuda", "11")
+    assert result.returncode != 0 and "--cuda 11: use 12" in result.stderr
+    assert not any(c.startswith("build ") for c in calls)

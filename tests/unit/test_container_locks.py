@@ -51,19 +51,41 @@ def test_every_pin_of_the_image_carries_sha256_hashes(name):
         assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), f"{name}: {pin} has a malformed hash"
 
 
-def test_the_torch_pair_in_the_image_is_the_pair_pyproject_pins():
-    torch_lock = _requirements(CONTAINERS / "requirements-torch.txt")
+@pytest.mark.parametrize("line", sorted(lock.TORCH_LOCKS))
+def test_each_cuda_line_pins_a_matched_torch_pair_inside_pyprojects_range(line):
+    from packaging.specifiers import SpecifierSet
+
+    pins = dict(p.split("==") for p in _requirements(CONTAINERS / lock.TORCH_LOCKS[line]))
+    torch_minor = int(pins["torch"].split(".")[1])
+    assert pins["torchvision"].startswith(f"0.{torch_minor + 15}."), \
+        f"torch {pins['torch']} and torchvision {pins['torchvision']} are not a released pair"
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     for package in ("torch", "torchvision"):
         declared = [d for d in project if re.match(rf"{package}\s*[=<>~!]", d)]
-        assert len(declared) == 1, f"pyproject must pin {package} once"
-        version = re.search(r"==\s*([^\s,;]+)", declared[0])
-        assert version, f"pyproject's {declared[0]} has no == upper bound; pin the matched pair"
-        assert f"{package}=={version.group(1)}" in torch_lock
+        assert len(declared) == 1, f"pyproject must declare {package} once"
+        assert pins[package] in SpecifierSet(declared[0][len(package):]), f"{package}=={pins[package]} outside {declared[0]}"
 
 
-def test_the_sdist_pins_are_not_installed_with_the_wheels():
-    wheels = set(_requirements(CONTAINERS / "requirements.txt")) | set(_requirements(CONTAINERS / "requirements-torch.txt"))
+@pytest.mark.parametrize("line", sorted(lock.TORCH_LOCKS))
+def test_each_cuda_line_carries_only_its_own_cuda_wheels(line):
+    names = {p.split("==")[0].lower() for p in _requirements(CONTAINERS / lock.TORCH_LOCKS[line])}
+    other = {12: 13, 13: 12}[line]
+    assert not {n for n in names if n.endswith(f"-cu{other}")}, f"cu{other} wheels in the CUDA {line} lock"
+    bindings = dict(p.split("==") for p in _requirements(CONTAINERS / lock.TORCH_LOCKS[line]))["cuda-bindings"]
+    assert bindings.split(".")[0] == str(line)
+
+
+def test_the_two_cuda_lines_share_the_pins_that_are_not_cuda_specific():
+    def general(line: int) -> set[str]:
+        pins = _requirements(CONTAINERS / lock.TORCH_LOCKS[line])
+        return {p for p in pins if not re.match(r"(torch|torchvision|triton|cuda-|nvidia-)", p.lower())}
+
+    assert general(12) == general(13)
+
+
+@pytest.mark.parametrize("line", sorted(lock.TORCH_LOCKS))
+def test_the_sdist_pins_are_not_installed_with_the_wheels(line):
+    wheels = set(_requirements(CONTAINERS / "requirements.txt")) | set(_requirements(CONTAINERS / lock.TORCH_LOCKS[line]))
     sdists = set(_requirements(CONTAINERS / "requirements-sdist.txt"))
     assert sdists and not wheels & sdists
 

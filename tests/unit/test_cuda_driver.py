@@ -48,6 +48,25 @@ def test_too_old_driver_names_found_needed_and_what_to_do():
     assert "SMCV_DEVICE=cpu" in reason and "InferenceAmiVersion" in reason
 
 
+def test_cuda13_image_on_a_535_driver_names_the_cuda12_tag_to_use_instead():
+    reason = unusable_gpu_reason(CudaFacts("2.14.1+cu130", "13.0", "535.104.05", cuda_available=False))
+    assert "use the CUDA 12 image line instead: smcv-<task>:latest (or VERSION)" in reason
+    assert "build_and_push.sh --cuda 12" in reason
+
+
+def test_a_470_driver_runs_no_line_and_the_message_says_which_driver_the_oldest_needs():
+    reason = unusable_gpu_reason(CudaFacts("2.10.0+cu128", "12.8", "470.182.03", cuda_available=False))
+    assert "470.182.03" in reason and "needs driver >= 525.60" in reason
+    assert "no smcv image line runs on it" in reason and "SMCV_DEVICE=cpu" in reason
+    assert "use the CUDA" not in reason
+
+
+@pytest.mark.parametrize("driver, line", [("470.182.03", None), ("525.60.13", 12), ("535.104.05", 12),
+                                          ("550.54.15", 12), ("580.65.06", 13), ("590.10", 13)])
+def test_newest_line_a_driver_runs(driver, line):
+    assert cuda_driver.tag_for_driver(driver) == line
+
+
 def test_a_new_enough_driver_that_still_fails_is_reported_as_a_start_failure():
     reason = unusable_gpu_reason(CudaFacts("2.14.1+cu130", "13.0", "580.65.06", cuda_available=False))
     assert "does not start" in reason and "580.65.06" in reason

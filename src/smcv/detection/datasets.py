@@ -10,6 +10,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 from smcv.data.images import decode_image
+from smcv.detection.device_augment import RawBatch, augment_on_device, raw_batch
 from smcv.detection.samples import Sample
 from smcv.detection.transforms import make_target
 
@@ -49,8 +50,26 @@ def collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[torch.Ten
     return images, [item[1] for item in batch]
 
 
+class DeviceCollate:
+    """Collate for augmentation on the device: decoded items (DecodeOnly) become a RawBatch with its plan drawn;
+    transformed items (validation) are stacked by `collate`."""
+
+    def __init__(self, size: int, augmentation: str, photometric: bool = True) -> None:
+        self.size, self.augmentation, self.photometric = size, augmentation, photometric
+
+    def __call__(self, batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> Any:
+        if "original_size" not in batch[0][1]:
+            return collate(batch)
+        return raw_batch([item[0] for item in batch], [item[1]["original_size"] for item in batch],
+                         [item[1]["boxes"] for item in batch], [item[1]["labels"] for item in batch],
+                         self.size, self.augmentation, self.photometric)
+
+
 def to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
-    """A collated batch on the device: images as 0-1 floats, targets' boxes and labels."""
+    """A collated batch on the device: images as 0-1 floats, targets' boxes and labels (a RawBatch is augmented
+    there first)."""
+    if isinstance(batch, RawBatch):
+        return augment_on_device(batch, device)
     images, targets = batch
     x = images.to(device, non_blocking=True).float().div_(255.0)
     if device.type == "cuda":

@@ -7,11 +7,13 @@ from typing import Optional
 from smcv.config import REQUIRED, Param, Schema, common_training_params
 from smcv.data.manifest import parse_attribute_names as manifest_attribute_names
 from smcv.detection.backbones import BASE_NETWORKS
+from smcv.detection.device_augment import DEVICES
 from smcv.detection.sources import DATA_FORMATS
 from smcv.detection.transforms import AUGMENTATIONS
 
+#: lr_warmup_epochs None = auto: warmup_epochs() picks 1 epoch from scratch, none with ImageNet weights
 DEFAULTS = {"epochs": 30, "learning_rate": 0.001, "mini_batch_size": 32, "momentum": 0.9, "weight_decay": 0.0005,
-            "lr_scheduler_factor": 0.1}
+            "lr_scheduler_factor": 0.1, "lr_warmup_epochs": None}
 
 
 def detection_schema() -> Schema:
@@ -33,19 +35,19 @@ def detection_schema() -> Schema:
         Param("attribute_names", "str", None, help="smcv: augmented-manifest attributes, e.g. '[\"source-ref\", \"bounding-box\"]'"),
         Param("classes", "str", None, help="smcv: class names in id order, comma-separated or a JSON list"),
         Param("augmentation", "str", "ssd", choices=AUGMENTATIONS, help="smcv: ssd (distort, zoom out, IoU crop, flip), flip, or none"),
+        Param("augmentation_device", "str", "auto", choices=DEVICES,
+              help="smcv: where training augmentation runs: gpu (the training device, a whole batch at once), "
+                   "cpu (DataLoader workers, per image), auto (gpu when CUDA is present)"),
         Param("detections_per_image", "int", 200, low=1, high=1000, help="smcv: detections kept per image after NMS"),
-        Param("warmup_epochs", "float", None, low=0, help="smcv: epochs of linear learning-rate warm-up from near 0 "
-                                                          "(fractions allowed); default: 1 when training from scratch "
-                                                          "(use_pretrained_model=0), else 0"),
     ])
 
 
-#: warm-up when warmup_epochs is not given and the network trains from scratch (batch norm, He init)
+#: warm-up when lr_warmup_epochs is not given and the network trains from scratch (group norm, He init)
 SCRATCH_WARMUP_EPOCHS = 1.0
 
 
 def warmup_epochs(warmup: Optional[float], use_pretrained_model: bool) -> float:
-    """The warm-up to use: the hyperparameter when given, else 1 epoch from scratch and none with ImageNet weights."""
+    """The warm-up to use: lr_warmup_epochs when given, else 1 epoch from scratch and none with ImageNet weights."""
     if warmup is not None:
         return float(warmup)
     return 0.0 if use_pretrained_model else SCRATCH_WARMUP_EPOCHS

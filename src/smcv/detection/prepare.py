@@ -10,11 +10,12 @@ import numpy as np
 
 from smcv.config import HyperParameters
 from smcv.inputs import channel_inputs
-from smcv.detection.datasets import DetectionDataset, collate
+from smcv.detection.datasets import DetectionDataset, DeviceCollate, collate
+from smcv.detection.device_augment import on_device
 from smcv.detection.labels import map_class_ids, map_class_names, parse_class_names
 from smcv.detection.samples import ChannelData
 from smcv.detection.sources import read_channel
-from smcv.detection.transforms import DetectionTransform
+from smcv.detection.transforms import DecodeOnly, DetectionTransform
 from smcv.errors import ConfigError, DataError
 from smcv.task_api import PreparedData
 
@@ -71,7 +72,11 @@ def prepare_detection_data(hp: HyperParameters, channels: dict[str, Path], chann
         log.warning("no 'validation' channel: validation:mAP cannot be computed and the last epoch's model is kept")
     _check_counts(hp, parts[0])
     labels, names, source_ids = resolve_labels(parts, hp.num_classes, parse_class_names(hp.classes))
-    train = DetectionDataset(parts[0].samples, labels[0], DetectionTransform(hp.image_shape, hp.augmentation))
+    device_augmentation = on_device(hp.augmentation_device)
+    transform = DecodeOnly(hp.image_shape) if device_augmentation else DetectionTransform(hp.image_shape, hp.augmentation)
+    log.info("training augmentation (%s) runs on the %s", hp.augmentation,
+             "training device, a batch at a time" if device_augmentation else "CPU, in the DataLoader workers")
+    train = DetectionDataset(parts[0].samples, labels[0], transform)
     validation = None
     if len(parts) > 1:
         validation = DetectionDataset(parts[1].samples, labels[1], DetectionTransform(hp.image_shape, "none"))
@@ -82,4 +87,5 @@ def prepare_detection_data(hp: HyperParameters, channels: dict[str, Path], chann
         "dropped_boxes": {p.channel: p.dropped_boxes for p in parts},
         "source_class_ids": source_ids,
     }
-    return PreparedData(train, validation, collate_fn=collate, class_names=names, info=info)
+    collate_fn = DeviceCollate(hp.image_shape, hp.augmentation) if device_augmentation else collate
+    return PreparedData(train, validation, collate_fn=collate_fn, class_names=names, info=info)

@@ -1,12 +1,17 @@
-"""SSD augmentation with torchvision transforms.v2 (boxes move with the image), then resize to image_shape."""
+"""SSD augmentation with torchvision transforms.v2 (boxes move with the image), then resize to image_shape; or, for
+augmentation on the training device, decoding only."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from smcv.detection.augment_plan import CROP_SCALE
 
 AUGMENTATIONS = ("ssd", "flip", "none")
 #: zoom-out canvas fill: the ImageNet mean colour, as uint8
@@ -48,6 +53,23 @@ class DetectionTransform:
             image = self.photometric(image)
         plain = {"boxes": target["boxes"].as_subclass(torch.Tensor).float(), "labels": target["labels"],
                  "difficult": target["difficult"]}
+        return image.as_subclass(torch.Tensor).contiguous(), plain
+
+
+class DecodeOnly:
+    """(uint8 image, target) -> the image shrunk to at most size / 0.3 pixels per side (the most a crop keeps of a
+    side is what a size-pixel output can show), boxes in original pixels and the original size, for RawBatch."""
+
+    def __init__(self, size: int) -> None:
+        self.cap = math.ceil(size / CROP_SCALE[0])
+
+    def __call__(self, image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+        height, width = image.shape[-2:]
+        shrunk = (min(height, self.cap), min(width, self.cap))
+        if shrunk != (height, width):
+            image = F.resize(image.as_subclass(torch.Tensor), list(shrunk), antialias=True)
+        plain = {"boxes": target["boxes"].as_subclass(torch.Tensor).float(), "labels": target["labels"],
+                 "difficult": target["difficult"], "original_size": (int(height), int(width))}
         return image.as_subclass(torch.Tensor).contiguous(), plain
 
 

@@ -63,17 +63,17 @@ def lr_factor(s: TrainSettings, progress_epochs: float) -> float:
     raise ConfigError(f"unknown lr_scheduler {s.lr_scheduler!r}; use one of {', '.join(SCHEDULERS)}")
 
 
-def warmup_factor(s: TrainSettings, step: int, steps_per_epoch: int) -> float:
-    """Linear warm-up: (step + 1) / warm-up steps for the first warmup_epochs, then 1 (1 without warm-up)."""
-    warmup_steps = s.warmup_epochs * max(steps_per_epoch, 1)
-    if warmup_steps <= 0:
+def warmup_factor(s: TrainSettings, progress_epochs: float) -> float:
+    """Linear warm-up multiplier: progress / lr_warmup_epochs until it reaches 1 (1 without warm-up)."""
+    if s.lr_warmup_epochs <= 0:
         return 1.0
-    return min(1.0, (step + 1) / warmup_steps)
+    return min(1.0, max(progress_epochs, 0.0) / s.lr_warmup_epochs)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, s: TrainSettings, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """A per-optimizer-step schedule: lr_factor, times the linear warm-up over the first warmup_epochs."""
+    """A per-optimizer-step schedule following lr_factor, times the warm-up (the first step already moves: the
+    warm-up counts the step being taken)."""
     steps = max(steps_per_epoch, 1)
     lr_factor(s, 0.0)  # validate the name early
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(s, step / steps) * warmup_factor(s, step, steps))
+        optimizer, lambda step: lr_factor(s, step / steps) * warmup_factor(s, (step + 1) / steps))

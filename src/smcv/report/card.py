@@ -110,6 +110,27 @@ def _limits(job: TrainedJob, facts: CardFacts, start_weights: str) -> str:
     return "## Limits\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
+def _threshold(entry: Optional[dict[str, Any]], class_names: list[str]) -> Optional[str]:
+    """The decision-threshold section of a binary classifier, None when the model has no threshold."""
+    if not entry or entry.get("value") is None:
+        return None
+    positive = int(entry.get("positive_class", 1))
+    name = class_names[positive] if positive < len(class_names) else str(positive)
+    rule = entry.get("rule", "fixed")
+    how = {"fixed": "set by the decision_threshold hyperparameter",
+           "youden": "chosen on the validation set by Youden's J (highest sensitivity + specificity - 1)",
+           "sensitivity": f"chosen on the validation set as the highest threshold reaching sensitivity "
+                          f"{_fmt(entry.get('target_sensitivity'))}"}.get(rule, rule)
+    text = (f"## Decision threshold\n\nAn image is class {positive} (`{name}`) when its class-{positive} probability "
+            f"is >= {_fmt(float(entry['value']))}, {how}. Verbose answers (`application/json;verbose`) and "
+            f"`smcv evaluate` use it for `predicted_label`; the plain probability list is the built-in's, unchanged.")
+    point = entry.get("validation")
+    if point:
+        text += (f"\n\nOn validation at this threshold: sensitivity {_fmt(point['sensitivity'])}, specificity "
+                 f"{_fmt(point['specificity'])}, balanced accuracy {_fmt(point['balanced_accuracy'])}.")
+    return text
+
+
 def describe_start(weights: Optional[Path], incremental: bool) -> str:
     """Where training started from, in words."""
     if incremental:
@@ -119,18 +140,21 @@ def describe_start(weights: Optional[Path], incremental: bool) -> str:
     return "none: trained from scratch (random initialisation)"
 
 
-def model_card(job: TrainedJob, plots: list[str], start_weights: str) -> str:
-    """The card's Markdown."""
+def model_card(job: TrainedJob, plots: list[str], start_weights: str,
+               decision_threshold: Optional[dict[str, Any]] = None) -> str:
+    """The card's Markdown; decision_threshold is the manifest's entry, when the model has one."""
     facts = job.task.card_facts(job.hp, job.data)
-    sections = [_header(job, facts), _data(job), _metrics(job), _plots(plots), _input(facts), _limits(job, facts, start_weights),
-                _hyperparameters(job)]
-    return "\n\n".join(sections) + "\n"
+    sections = [_header(job, facts), _data(job), _metrics(job),
+                _threshold(decision_threshold, list(job.data.class_names or [])), _plots(plots), _input(facts),
+                _limits(job, facts, start_weights), _hyperparameters(job)]
+    return "\n\n".join(s for s in sections if s) + "\n"
 
 
-def write_model_card(job: TrainedJob, plots: list[str], start_weights: str, path: Path) -> Optional[Path]:
+def write_model_card(job: TrainedJob, plots: list[str], start_weights: str, path: Path,
+                     decision_threshold: Optional[dict[str, Any]] = None) -> Optional[Path]:
     """Write the card; a failure is a WARNING (the model is saved already), never an error."""
     try:
-        atomic_write_bytes(path, model_card(job, plots, start_weights).encode())
+        atomic_write_bytes(path, model_card(job, plots, start_weights, decision_threshold).encode())
         return path
     except Exception as exc:  # noqa: BLE001 - the card must never fail the training job
         log.warning("the model card %s was not written (%s: %s); the model is unaffected", path.name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -15,7 +15,9 @@ from torchvision.transforms.v2 import functional as F
 from smcv.balance import spread_indices
 from smcv.data.images import decode_image
 from smcv.errors import ConfigError, DataError
+from smcv.segmentation.device_augment import pair_batch
 from smcv.segmentation.masks import LabelMap, MaskDecoder, decide_binary_255, raw_values, read_label_map
+from smcv.segmentation.params import Geometry
 from smcv.segmentation.sources import PairSource, find_manifests, folder_pairs, manifest_pairs, record_pairs
 
 log = logging.getLogger(__name__)
@@ -25,11 +27,20 @@ CHECK_PAIRS = 4  # pairs fully decoded and checked at start-up, per split
 PIXEL_COUNT_MASKS = 64  # training masks (spread over the set) whose pixels are counted per class at start-up
 
 
-class SegmentationDataset(torch.utils.data.Dataset):
-    """(uint8 CHW image, uint8 HW mask) pairs after the paired transform."""
+class Original(NamedTuple):
+    """A validation sample's mask at the image's stored size, and the (height, width) the image fills in the input."""
 
-    def __init__(self, source: PairSource, decoder: MaskDecoder, transform: Optional[Callable]) -> None:
-        self.source, self.decoder, self.transform = source, decoder, transform
+    mask: torch.Tensor
+    content: tuple[int, int]
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """(uint8 CHW image, uint8 HW mask) pairs after the paired transform; with `content` (original height, width ->
+    the part of the input the image fills), also the sample's `Original` for metrics at the original size."""
+
+    def __init__(self, source: PairSource, decoder: MaskDecoder, transform: Optional[Callable],
+                 content: Optional[Callable[[int, int], tuple[int, int]]] = None) -> None:
+        self.source, self.decoder, self.transform, self.content = source, decoder, transform, content
 
     def __len__(self) -> int:
         return len(self.source)
@@ -44,17 +55,46 @@ class SegmentationDataset(torch.utils.data.Dataset):
                             f"is {image.width}x{image.height}; a mask must have exactly its image's size")
         return tv_tensors.Image(F.pil_to_tensor(image)), tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(mask)))
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[Any, ...]:
         image, mask = self.load(i)
+        original = mask.as_subclass(torch.Tensor)
         if self.transform is not None:
             image, mask = self.transform(image, mask)
-        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+        pair = (image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor))
+        if self.content is None:
+            return pair
+        return (*pair, Original(original, self.content(*original.shape)))
 
 
-def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack images (B,3,H,W uint8) and masks (B,H,W uint8)."""
-    images, masks = zip(*batch)
-    return torch.stack(images), torch.stack(masks)
+class DecodedPairs(SegmentationDataset):
+    """Training pairs for augmentation on the device: decoded only, as {"image", "mask"} at their stored size."""
+
+    def __init__(self, source: PairSource, decoder: MaskDecoder) -> None:
+        super().__init__(source, decoder, None)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        image, mask = self.load(i)
+        return {"image": image.as_subclass(torch.Tensor), "mask": mask.as_subclass(torch.Tensor)}
+
+
+def collate(batch: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """Stack images (B,3,H,W uint8) and masks (B,H,W uint8); validation batches add the list of `Original`s."""
+    images, masks, *originals = zip(*batch)
+    stacked = (torch.stack(images), torch.stack(masks))
+    return (*stacked, list(originals[0])) if originals else stacked
+
+
+class DeviceCollate:
+    """Collate for augmentation on the device: DecodedPairs items become a PairBatch with its plan drawn;
+    transformed pairs (validation) are stacked by `collate`."""
+
+    def __init__(self, geometry: Geometry, augment: bool, flip: bool) -> None:
+        self.geometry, self.augment, self.flip = geometry, augment, flip
+
+    def __call__(self, batch: list[Any]) -> Any:
+        if not isinstance(batch[0], dict):
+            return collate(batch)
+        return pair_batch([(item["image"], item["mask"]) for item in batch], self.geometry, self.augment, self.flip)
 
 
 @dataclass

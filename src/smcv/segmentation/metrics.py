@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from smcv.segmentation.params import IGNORE_INDEX
+from smcv.segmentation.transforms import to_original_size
 from smcv.task_api import Evaluator
 
 MIOU = "validation:mIOU"
@@ -43,14 +44,26 @@ def scores(matrix: torch.Tensor) -> dict[str, float]:
     return {MIOU: float(iou.mean()), PIXEL_ACCURACY: float(tp.sum() / total), DICE: dice}
 
 
+def labels_at_original_size(logits: torch.Tensor, contents: Sequence[tuple[int, int]],
+                            sizes: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
+    """Class ids per image at its original (height, width): softmax, padding cut off and resized as serving does."""
+    probs = torch.softmax(logits.float(), dim=1)
+    return [to_original_size(p, content, *size).argmax(0) for p, content, size in zip(probs, contents, sizes)]
+
+
 class ConfusionEvaluator(Evaluator):
-    """Accumulates the confusion matrix; update(predicted class ids B,H,W, target masks B,H,W)."""
+    """Accumulates the confusion matrix; update(predicted class ids, target masks): B,H,W tensors or lists of H,W
+    tensors whose sizes differ from image to image."""
 
     def __init__(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
     def update(self, outputs: Any, batch: Any) -> None:
+        if isinstance(outputs, (list, tuple)):
+            for predicted, target in zip(outputs, batch, strict=True):
+                self.update(predicted, target)
+            return
         counts = confusion_matrix(outputs, batch, self.num_classes)
         if self.matrix.device != counts.device:
             self.matrix = self.matrix.to(counts.device)

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 TASK = "segmentation"
 IGNORE_INDEX = 255
+#: augmentation_device values: auto (gpu when CUDA is present), cpu (DataLoader workers), gpu (the training device)
+AUGMENTATION_DEVICES = ("auto", "cpu", "gpu")
 #: built-in `backbone` values and the encoder name each one means
 BACKBONES = {"resnet-50": "resnet50", "resnet-101": "resnet101", "resnet-18": "resnet18", "resnet-34": "resnet34",
              "resnet-152": "resnet152"}
@@ -35,7 +37,7 @@ FCN_AUX_LOSS_WEIGHT = 0.5
 _BUILTIN_DEFAULTS = {
     "epochs": 10, "learning_rate": 0.001, "mini_batch_size": 16, "momentum": 0.9, "weight_decay": 0.0001,
     "lr_scheduler_factor": 0.1, "early_stopping_min_epochs": 5, "early_stopping_patience": 4,
-    "early_stopping_tolerance": 0.0,
+    "early_stopping_tolerance": 0.0, "lr_scheduler": "poly",
 }
 
 
@@ -57,7 +59,6 @@ def _own_params() -> list[Param]:
         Param("use_pretrained_model", "bool", True,
               help="start the encoder from ImageNet weights (pretrained channel, baked in, or downloaded)"),
         Param("optimizer", "str", "sgd", choices=("sgd", "adam", "adagrad", "nag", "rmsprop"), help="optimizer"),
-        Param("lr_scheduler", "str", "poly", choices=("poly", "cosine", "step"), help="learning-rate schedule"),
         Param("gamma1", "float", 0.9, low=0, high=1, help="rmsprop decay (smoothing) factor"),
         Param("gamma2", "float", 0.9, low=0, high=1, help="rmsprop momentum"),
         Param("validation_mini_batch_size", "int", 16, low=1, help="validation batch size"),
@@ -78,6 +79,9 @@ def _own_params() -> list[Param]:
                    "training masks); none: the built-in's behaviour"),
         Param("augment", "bool", True, help="random scale/crop, flip and brightness/contrast during training"),
         Param("horizontal_flip", "bool", True, help="random horizontal flips when augment is on"),
+        Param("augmentation_device", "str", "auto", choices=AUGMENTATION_DEVICES,
+              help="smcv: where training augmentation runs: gpu (the training device, a whole batch at once), "
+                   "cpu (DataLoader workers, per pair), auto (gpu when CUDA is present)"),
     ]
 
 
@@ -193,5 +197,5 @@ def check(hp: HyperParameters) -> None:
 def train_settings(hp: HyperParameters) -> TrainSettings:
     """Engine settings from the built-in names (gamma1/gamma2 are rmsprop's rho and momentum)."""
     check(hp)
-    return train_settings_from(hp, rho=hp.gamma1, rmsprop_momentum=hp.gamma2, lr_scheduler=hp.lr_scheduler,
+    return train_settings_from(hp, rho=hp.gamma1, rmsprop_momentum=hp.gamma2,
                                validation_batch_size=hp.validation_mini_batch_size)

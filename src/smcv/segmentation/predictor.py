@@ -20,7 +20,7 @@ from torchvision.transforms.v2 import functional as F
 from smcv.data.images import original_size
 from smcv.errors import HTTPError
 from smcv.segmentation.protobuf import probabilities_response
-from smcv.segmentation.transforms import letterbox_size, normalize
+from smcv.segmentation.transforms import content_size, normalize, to_original_size
 from smcv.serving.codecs import JSON_VERBOSE
 from smcv.task_api import Predictor
 
@@ -82,10 +82,7 @@ class SegmentationPredictor(Predictor):
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
         tensor = F.pil_to_tensor(image.convert("RGB"))
-        if self.mode == "resize":
-            content = (self.size, self.size)
-        else:
-            content = letterbox_size(image.height, image.width, self.size)
+        content = content_size(self.mode, self.size, image.height, image.width)
         tensor = F.resize(tensor, list(content), antialias=True)
         tensor = F.pad(tensor, [0, 0, self.size - content[1], self.size - content[0]], fill=0)
         width, height = original_size(image)
@@ -101,11 +98,7 @@ class SegmentationPredictor(Predictor):
 
     def probabilities(self, result: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
         """Class probabilities (C, H, W) at the request image's size."""
-        height, width = meta["content"]
-        probs = result[:, :height, :width].unsqueeze(0)
-        probs = torch.nn.functional.interpolate(probs, size=(meta["height"], meta["width"]), mode="bilinear",
-                                                align_corners=False)
-        return probs[0]
+        return to_original_size(result, meta["content"], meta["height"], meta["width"])
 
     def encode(self, result: torch.Tensor, meta: dict[str, Any], accept: str) -> bytes:
         probs = self.probabilities(result, meta)

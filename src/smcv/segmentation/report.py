@@ -8,10 +8,12 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
+from torchvision.transforms.v2 import functional as F
 
 from smcv.overlays import segmentation_overlay
 from smcv.report import grids, plots
 from smcv.report import metrics as rm
+from smcv.segmentation.datasets import Original
 from smcv.segmentation.metrics import ConfusionEvaluator
 from smcv.segmentation.predictor import mask_png
 from smcv.task_api import Report
@@ -27,20 +29,23 @@ class SegmentationReport(Report):
     def __init__(self, num_classes: int, class_names: list[str], grid_images: int = grids.GRID_IMAGES) -> None:
         self.evaluator = ConfusionEvaluator(num_classes)
         self.names, self.limit = list(class_names), grid_images
-        self.pending: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+        self.pending: Optional[tuple[torch.Tensor, list[Original]]] = None
         self.samples: list[tuple[torch.Tensor, np.ndarray, np.ndarray]] = []
 
     def see_batch(self, batch: Any) -> None:
-        self.pending = (batch[0], batch[1]) if len(self.samples) < self.limit else None
+        self.pending = (batch[0], batch[2]) if len(self.samples) < self.limit else None
 
     def update(self, outputs: Any, batch: Any) -> None:
+        """outputs and batch: predicted and true masks at each image's original size (lists of H,W tensors)."""
         self.evaluator.update(outputs, batch)
         if self.pending is None:
             return
-        for image, mask, predicted in zip(*self.pending, outputs):
+        for image, original, predicted in zip(*self.pending, outputs):
             if len(self.samples) >= self.limit:
                 break
-            self.samples.append((image.cpu(), mask.cpu().numpy(), predicted.cpu().numpy()))
+            height, width = original.mask.shape
+            picture = F.resize(image[:, : original.content[0], : original.content[1]], [height, width], antialias=True)
+            self.samples.append((picture.cpu(), original.mask.cpu().numpy(), predicted.cpu().numpy()))
         self.pending = None
 
     def compute(self) -> dict[str, float]:

@@ -35,6 +35,18 @@ class PadTo(torch.nn.Module):
         return F.pad(image, padding, fill=0), F.pad(mask, padding, fill=IGNORE_INDEX)
 
 
+class Letterbox(torch.nn.Module):
+    """Scale the long side to `size` (letterbox_size, as serving does), then pad right and bottom to a square."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size, self.pad = size, PadTo(size)
+
+    def forward(self, image: Any, mask: Any) -> tuple[Any, Any]:
+        content = list(letterbox_size(*image.shape[-2:], self.size))
+        return self.pad(F.resize(image, content, antialias=True), F.resize(mask, content))
+
+
 def _augment(geometry: Geometry, flip: bool) -> list:
     if geometry.mode == "resize":
         steps = [v2.RandomResizedCrop((geometry.size, geometry.size), scale=RESIZED_CROP_SCALE, antialias=True)]
@@ -54,7 +66,7 @@ def _fixed(geometry: Geometry, training: bool) -> list:
     if training:  # no augmentation: the built-in's scale at factor 1, then a crop of crop_size
         return [v2.Resize(size=None, max_size=geometry.base, antialias=True),
                 v2.RandomCrop(geometry.crop, pad_if_needed=True, fill=_fill())]
-    return [v2.Resize(size=None, max_size=geometry.size, antialias=True), PadTo(geometry.size)]
+    return [Letterbox(geometry.size)]
 
 
 def build_transform(geometry: Geometry, training: bool, augment: bool = True, flip: bool = True) -> Callable:
@@ -71,6 +83,18 @@ def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, .
 
 
 def letterbox_size(height: int, width: int, side: int) -> tuple[int, int]:
-    """(height, width) after scaling the long side to `side`, aspect kept (what Resize(max_size=side) gives)."""
+    """(height, width) after scaling the long side to `side`, aspect kept, rounded to the nearest pixel."""
     scale = side / max(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def content_size(mode: str, side: int, height: int, width: int) -> tuple[int, int]:
+    """(height, width) an image of height x width fills in the square network input: all of it (resize) or the letterbox."""
+    return (side, side) if mode == "resize" else letterbox_size(height, width, side)
+
+
+def to_original_size(maps: torch.Tensor, content: tuple[int, int], height: int, width: int) -> torch.Tensor:
+    """Per-class maps (C, side, side) of the network input back at the image's height x width: the padding cut off,
+    then a bilinear resize (serving's answers and the validation metrics both come from here)."""
+    cropped = maps[:, : content[0], : content[1]].unsqueeze(0)
+    return torch.nn.functional.interpolate(cropped, size=(height, width), mode="bilinear", align_corners=False)[0]

@@ -45,7 +45,7 @@ class ClassificationTask(Task):
     def train_settings(self, hp: HyperParameters) -> TrainSettings:
         params.check(hp)
         params.warn_upscaling(hp)
-        return train_settings_from(hp, beta_1=hp.beta_1, beta_2=hp.beta_2, eps=hp.eps, rho=hp.gamma, lr_scheduler="step")
+        return train_settings_from(hp, beta_1=hp.beta_1, beta_2=hp.beta_2, eps=hp.eps, rho=hp.gamma)
 
     def pretrained_need(self, hp: HyperParameters) -> Optional[WeightsNeed]:
         if not hp.use_pretrained_model:

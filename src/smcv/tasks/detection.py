@@ -40,8 +40,7 @@ class DetectionTask(Task):
 
     def train_settings(self, hp: HyperParameters) -> TrainSettings:
         # freeze_layer_pattern is applied to base-network names (with MXNet aliases) in build_model
-        return train_settings_from(hp, lr_scheduler="step",
-                                   warmup_epochs=warmup_epochs(hp.warmup_epochs, hp.use_pretrained_model))
+        return train_settings_from(hp, lr_warmup_epochs=warmup_epochs(hp.lr_warmup_epochs, hp.use_pretrained_model))
 
     def pretrained_need(self, hp: HyperParameters) -> Optional[WeightsNeed]:
         return weights_need(hp.base_network) if hp.use_pretrained_model else None

@@ -3,6 +3,7 @@ metrics and responses of SageMaker's built-in semantic-segmentation algorithm.""
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any, Optional
@@ -16,13 +17,14 @@ from smcv.inputs import channel_inputs
 from smcv.pretrained import WeightsNeed
 from smcv.segmentation import datasets as ds
 from smcv.segmentation import params
+from smcv.segmentation.device_augment import PairBatch, augment_pairs, on_device
 from smcv.segmentation.losses import SegmentationCriterion
-from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator
+from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator, labels_at_original_size
 from smcv.segmentation.model import (IMAGENET_MEAN, IMAGENET_STD, build_network, convert_syncbn, load_initial_weights,
                                      split_outputs, weights_need)
 from smcv.segmentation.predictor import SegmentationPredictor
 from smcv.segmentation.report import SegmentationReport
-from smcv.segmentation.transforms import build_transform, normalize
+from smcv.segmentation.transforms import build_transform, content_size, normalize
 from smcv.task_api import (AdvisorFacts, CardFacts, Evaluator, PreparedData, Predictor, Report, Task, TrainSettings,
                            criterion_of)
 
@@ -61,13 +63,20 @@ class SegmentationTask(Task):
         if "validation" in channels:
             validation = ds.read_split("validation", channels, pipe, hp.mask_attribute)
         binary = ds.binary_255(hp.binary_mask_255, hp.num_classes, train)
-        train_ds = ds.SegmentationDataset(train.source, ds.make_decoder(train, hp.num_classes, binary),
-                                          build_transform(geometry, True, hp.augment, hp.horizontal_flip))
+        device_augmentation = on_device(hp.augmentation_device)
+        if device_augmentation:
+            train_ds = ds.DecodedPairs(train.source, ds.make_decoder(train, hp.num_classes, binary))
+        else:
+            train_ds = ds.SegmentationDataset(train.source, ds.make_decoder(train, hp.num_classes, binary),
+                                              build_transform(geometry, True, hp.augment, hp.horizontal_flip))
+        log.info("training augmentation runs on the %s", "training device, a batch at a time" if device_augmentation
+                 else "CPU, in the DataLoader workers")
         ds.check_pairs(train_ds)
         val_ds = None
         if validation is not None:
             val_ds = ds.SegmentationDataset(validation.source, ds.make_decoder(validation, hp.num_classes, binary),
-                                            build_transform(geometry, False))
+                                            build_transform(geometry, False),
+                                            functools.partial(content_size, geometry.mode, geometry.size))
             ds.check_pairs(val_ds)
         else:
             log.warning("no validation channel: the metrics %s are not computed and the last epoch's model is kept",
@@ -83,7 +92,8 @@ class SegmentationTask(Task):
         if validation is not None and val_ds is not None:
             info["validation"] = ds.describe(validation, val_ds)
         names = ds.class_names(hp.num_classes, train.class_names)
-        return PreparedData(train_ds, val_ds, ds.collate, names, info)
+        collate = ds.DeviceCollate(geometry, hp.augment, hp.horizontal_flip) if device_augmentation else ds.collate
+        return PreparedData(train_ds, val_ds, collate, names, info)
 
     def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path],
                     weights: Optional[Path] = None) -> torch.nn.Module:
@@ -100,7 +110,9 @@ class SegmentationTask(Task):
         return model
 
     def _forward(self, model: torch.nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        images, masks = batch
+        if isinstance(batch, PairBatch):  # decoded only: augmented on the device first
+            batch = augment_pairs(batch, device)
+        images, masks = batch[0], batch[1]
         images = normalize(images.to(device, non_blocking=True), IMAGENET_MEAN, IMAGENET_STD)
         if device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
@@ -115,8 +127,12 @@ class SegmentationTask(Task):
         return ConfusionEvaluator(hp.num_classes)
 
     def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device, evaluator: Evaluator) -> torch.Tensor:
-        loss, logits, masks = self._forward(model, batch, device)
-        evaluator.update(logits.argmax(1), masks)
+        """The loss at the network's input size; the metrics at each image's original size, as serving answers."""
+        loss, logits, _ = self._forward(model, batch, device)
+        originals = batch[2]
+        masks = [original.mask.to(device, non_blocking=True) for original in originals]
+        predicted = labels_at_original_size(logits, [o.content for o in originals], [m.shape for m in masks])
+        evaluator.update(predicted, masks)
         return loss
 
     def advisor_facts(self, hp: HyperParameters, data: PreparedData) -> AdvisorFacts:

@@ -44,6 +44,17 @@ def test_settings_map_the_builtin_names():
     assert (s.batch_size, s.epochs, s.amp, s.gradient_accumulation_steps) == (8, 2, True, 1)
 
 
+def test_cosine_schedule_and_warmup_reach_the_settings():
+    task, hp = resolve(lr_scheduler="cosine", lr_warmup_epochs="1.5")
+    s = task.train_settings(hp)
+    assert (s.lr_scheduler, s.lr_warmup_epochs) == ("cosine", 1.5)
+    assert (task.train_settings(resolve()[1]).lr_scheduler, resolve()[1].lr_warmup_epochs) == ("step", 0.0)
+    with pytest.raises(ConfigError, match="lr_scheduler"):
+        resolve(lr_scheduler="linear")
+    with pytest.raises(ConfigError, match="lr_warmup_epochs"):
+        resolve(lr_warmup_epochs="-1")
+
+
 def test_folder_count_must_match_num_classes(tmp_path):
     task, hp = resolve(num_classes=3)
     with pytest.raises(DataError, match="2 class folders .* set num_classes=2"):

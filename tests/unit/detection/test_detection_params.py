@@ -23,6 +23,9 @@ def test_engine_hyperparameters_reach_the_settings():
     s = DetectionTask().train_settings(hp)
     assert (s.checkpoint_frequency, s.amp, s.precision, s.gradient_accumulation_steps) == (2, False, "float16", 3)
     assert (s.lr_scheduler, s.learning_rate, s.weight_decay) == ("step", 0.001, 0.0005)
+    hp = detection_schema().resolve({**REQUIRED, "lr_scheduler": "cosine", "lr_warmup_epochs": "2"})
+    assert (DetectionTask().train_settings(hp).lr_scheduler, DetectionTask().train_settings(hp).lr_warmup_epochs) == \
+        ("cosine", 2.0)
 
 
 @pytest.mark.parametrize("value,names", [
@@ -42,9 +45,9 @@ def test_bad_attribute_names_say_what_to_write(value):
 
 def test_warmup_is_one_epoch_from_scratch_none_with_imagenet_weights_and_settable():
     settings = lambda **hp: DetectionTask().train_settings(detection_schema().resolve({**REQUIRED, **hp}))
-    assert settings(use_pretrained_model="0").warmup_epochs == 1.0
-    assert settings(use_pretrained_model="1").warmup_epochs == 0.0
-    assert settings(use_pretrained_model="0", warmup_epochs="0").warmup_epochs == 0.0
-    assert settings(use_pretrained_model="1", warmup_epochs="0.5").warmup_epochs == 0.5
-    with pytest.raises(ConfigError, match="warmup_epochs"):
-        detection_schema().resolve({**REQUIRED, "warmup_epochs": "-1"})
+    assert settings(use_pretrained_model="0").lr_warmup_epochs == 1.0
+    assert settings(use_pretrained_model="1").lr_warmup_epochs == 0.0
+    assert settings(use_pretrained_model="0", lr_warmup_epochs="0").lr_warmup_epochs == 0.0
+    assert settings(use_pretrained_model="1", lr_warmup_epochs="0.5").lr_warmup_epochs == 0.5
+    with pytest.raises(ConfigError, match="lr_warmup_epochs"):
+        detection_schema().resolve({**REQUIRED, "lr_warmup_epochs": "-1"})

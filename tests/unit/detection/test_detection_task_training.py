@@ -58,3 +58,19 @@ def test_tiny_ssd_learns_coloured_squares(tmp_path):
     truth = np.array([[l / 64, t / 64, (l + w) / 64, (t + h) / 64] for _, l, t, w, h in objects])
     best = np.array(rows[0][2:])[None]
     assert box_iou(best, truth).max() > 0.5
+
+
+def test_training_loss_with_augmentation_on_the_device(tmp_path):
+    torch.manual_seed(0)
+    channels = json_channels(tmp_path, "train", range(8))
+    task = DetectionTask()
+    hp = task.schema().resolve({**{k: str(v) for k, v in TINY_HP.items()}, "num_training_samples": "8",
+                                "augmentation": "ssd", "augmentation_device": "gpu"})
+    data = task.prepare_data(hp, channels, {})
+    model = task.build_model(hp, data, channels)
+    batch = data.collate_fn([data.train[i] for i in range(4)])
+    assert len(batch) == 4 and batch.images.dtype == torch.uint8  # the loader only decoded
+    loss = task.training_loss(model, batch, torch.device("cpu"))
+    assert torch.isfinite(loss) and loss.item() > 0
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())

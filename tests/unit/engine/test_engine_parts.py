@@ -27,7 +27,7 @@ def test_step_schedule_multiplies_at_each_listed_epoch():
 
 
 def test_warmup_ramps_linearly_per_step_then_follows_the_schedule():
-    s = settings(warmup_epochs=1.5, lr_scheduler_step=(2,), lr_scheduler_factor=0.1)
+    s = settings(lr_warmup_epochs=1.5, lr_scheduler_step=(2,), lr_scheduler_factor=0.1)
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     scheduler = build_scheduler(optimizer, s, steps_per_epoch=4)  # 6 warm-up steps
     rates = []
@@ -50,6 +50,35 @@ def test_poly_and_cosine_schedules_end_at_zero():
     assert lr_factor(settings(lr_scheduler="cosine"), 5) == pytest.approx(0.5)
     with pytest.raises(ConfigError, match="unknown lr_scheduler"):
         lr_factor(settings(lr_scheduler="linear"), 1)
+
+
+def test_warmup_ramps_linearly_over_its_epochs_then_follows_the_cosine():
+    # 4 steps an epoch, 10 epochs, warm-up 2 epochs (8 steps): step k takes (k + 1) / 8 of the cosine's value
+    s = settings(lr_scheduler="cosine", lr_warmup_epochs=2.0)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = build_scheduler(optimizer, s, steps_per_epoch=4)
+    rates = []
+    for _ in range(40):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    for step in range(8):
+        assert rates[step] == pytest.approx(0.1 * (step + 1) / 8 * lr_factor(s, step / 4))
+    assert rates[8] == pytest.approx(0.1 * lr_factor(s, 2.0))  # warm-up over: the cosine alone
+    assert rates[20] == pytest.approx(0.05)  # half way: cos(pi/2)
+    assert rates[:8] == sorted(rates[:8]) and rates[8:] == sorted(rates[8:], reverse=True)
+
+
+def test_no_warmup_leaves_the_schedule_alone():
+    s = settings(lr_scheduler_step=(1,), lr_scheduler_factor=0.5)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
+    scheduler = build_scheduler(optimizer, s, steps_per_epoch=2)
+    rates = []
+    for _ in range(4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([0.2, 0.2, 0.1, 0.1])
 
 
 def test_early_stopping_uses_relative_gain_after_min_epochs():

@@ -71,3 +71,16 @@ def test_card_of_a_job_stopped_before_its_first_epoch_says_untrained():
     job = job_without_validation()
     job.result = FitResult({}, 0, 0, {}, stopped_by_signal=True)
     assert "No epoch finished: the saved weights are untrained" in model_card(job, [], describe_start(None, False))
+
+
+def test_card_states_the_decision_threshold_its_rule_and_validation_operating_point():
+    job = job_without_validation()
+    entry = {"value": 0.37, "rule": "youden", "positive_class": 1,
+             "validation": {"sensitivity": 0.95, "specificity": 0.9, "balanced_accuracy": 0.925}}
+    text = model_card(job, [], describe_start(None, False), entry)
+    assert "## Decision threshold" in text
+    assert "class 1 (`b`) when its class-1 probability is >= 0.37" in text and "Youden's J" in text
+    assert "sensitivity 0.95, specificity 0.9, balanced accuracy 0.925" in text
+    fixed = model_card(job, [], describe_start(None, False), {"value": 0.6, "rule": "fixed", "positive_class": 1})
+    assert ">= 0.6, set by the decision_threshold hyperparameter" in fixed and "On validation" not in fixed
+    assert "## Decision threshold" not in model_card(job, [], describe_start(None, False))

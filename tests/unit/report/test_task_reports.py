@@ -11,6 +11,7 @@ from PIL import Image
 
 from smcv.classification.report import ClassificationReport
 from smcv.detection.report import DetectionReport
+from smcv.segmentation.datasets import Original
 from smcv.segmentation.report import SegmentationReport
 
 
@@ -86,11 +87,11 @@ def test_detection_report_per_class_ap_pr_and_grid(tmp_path):
 
 def test_segmentation_report_iou_per_class_by_hand(tmp_path):
     report = SegmentationReport(3, ["bg", "cell", "edge"])
-    images = torch.zeros((1, 3, 2, 3), dtype=torch.uint8)
-    masks = torch.tensor([[[0, 0, 1], [1, 1, 255]]], dtype=torch.uint8)
-    predicted = torch.tensor([[[0, 1, 1], [1, 0, 2]]])
-    report.see_batch((images, masks))
-    report.update(predicted, masks)
+    images = torch.zeros((1, 3, 4, 4), dtype=torch.uint8)
+    mask = torch.tensor([[0, 0, 1], [1, 1, 255]], dtype=torch.uint8)
+    predicted = torch.tensor([[0, 1, 1], [1, 0, 2]])
+    report.see_batch((images, torch.full((1, 4, 4), 255, dtype=torch.uint8), [Original(mask, (2, 3))]))
+    report.update([predicted], [mask])
     result = report.evaluation()
     # labelled pixels: true 0,0,1,1,1 predicted 0,1,1,1,0 (the 255 pixel is left out)
     assert result["confusion_matrix"] == [[1, 1, 0], [1, 2, 0], [0, 0, 0]]
@@ -99,4 +100,5 @@ def test_segmentation_report_iou_per_class_by_hand(tmp_path):
     assert cell["dice"] == pytest.approx(4 / 6) and edge["iou"] is None
     mean_iou = np.mean([r["iou"] for r in result["per_class"] if r["iou"] is not None])
     assert math.isclose(mean_iou, report.compute()["validation:mIOU"])
+    assert [tuple(sample[0].shape) for sample in report.samples] == [(3, 2, 3)]  # the image at the mask's size
     assert set(assert_pngs(report, tmp_path)) == {"iou_per_class.png", "segmentation_grid.png"}

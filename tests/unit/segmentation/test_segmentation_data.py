@@ -35,8 +35,8 @@ def test_builtin_layout_with_0_255_masks(tmp_path):
 
 def test_255_as_ignore_when_told(tmp_path):
     data = prepare(builtin_layout(tmp_path), binary_mask_255="false")
-    _, mask = data.validation[0]
-    assert set(mask.unique().tolist()) == {0, 255}
+    _, mask, original = data.validation[0]
+    assert set(mask.unique().tolist()) == {0, 255} and set(original.mask.unique().tolist()) == {0, 255}
 
 
 def test_class_id_masks_and_subfolders(tmp_path):
