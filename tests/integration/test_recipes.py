@@ -54,7 +54,7 @@ def test_there_is_one_recipe_per_data_set_and_each_is_valid():
 def test_short_variant_replaces_and_command_line_wins():
     ex = example()
     recipe = ex.load_recipe("bccd")
-    assert ex.hyperparameters(recipe, False, {})["base_network"] == "resnet-50"
+    assert ex.hyperparameters(recipe, False, {})["base_network"] == "vgg-16"
     assert ex.hyperparameters(recipe, True, {})["base_network"] == "tiny"
     assert ex.hyperparameters(recipe, True, {"epochs": "2"})["epochs"] == "2"
 
