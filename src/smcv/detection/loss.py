@@ -72,6 +72,16 @@ def ssd_loss(cls_logits: torch.Tensor, bbox_regression: torch.Tensor, anchors: t
     encoded = box_coder.encode_single(matched_boxes.reshape(-1, 4), reference.reshape(-1, 4)).view_as(bbox_regression)
     box_terms = F.smooth_l1_loss(bbox_regression, encoded, reduction="none").sum(-1)
     box_loss = torch.where(positive, box_terms, 0.0).sum()
+    normaliser = positive.sum().clamp(min=1)
+    return {"bbox_regression": box_loss / normaliser,
+            "classification": mined_classification_loss(cls_logits, class_targets, positive, neg_to_pos,
+                                                        min_negatives) / normaliser}
+
+
+def mined_classification_loss(cls_logits: torch.Tensor, class_targets: torch.Tensor, positive: torch.Tensor,
+                              neg_to_pos: float = NEG_TO_POS_RATIO, min_negatives: int = MIN_NEGATIVES) -> torch.Tensor:
+    """Summed cross-entropy of the positive anchors plus each image's hardest negatives (neg_to_pos per positive,
+    at least min_negatives)."""
     num_classes = cls_logits.shape[-1]
     ce = F.cross_entropy(cls_logits.reshape(-1, num_classes), class_targets.reshape(-1), reduction="none")
     ce = ce.view(class_targets.shape)
@@ -79,6 +89,4 @@ def ssd_loss(cls_logits: torch.Tensor, bbox_regression: torch.Tensor, anchors: t
     candidate = ce.detach().masked_fill(positive, float("-inf"))
     rank = candidate.argsort(dim=1, descending=True).argsort(dim=1)
     negative = (rank < num_negative.unsqueeze(1)) & ~positive
-    normaliser = positive.sum().clamp(min=1)
-    return {"bbox_regression": box_loss / normaliser,
-            "classification": (ce[positive].sum() + ce[negative].sum()) / normaliser}
+    return ce[positive].sum() + ce[negative].sum()

@@ -10,7 +10,7 @@ from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import box_iou
 
-from smcv.detection.loss import match_anchors_batched, pad_targets, ssd_loss
+from smcv.detection.loss import mined_classification_loss, match_anchors_batched, pad_targets, ssd_loss
 
 SIZE = 96
 
@@ -40,17 +40,11 @@ def reference_loss(cls_logits, bbox_regression, anchors, targets, matcher, box_c
         class_targets[i][fg] = target["labels"][gt_index]
         encoded = box_coder.encode_single(target["boxes"][gt_index], anchors[fg])
         box_losses.append(F.smooth_l1_loss(bbox_regression[i][fg], encoded, reduction="sum"))
-    num_classes = cls_logits.shape[-1]
-    ce = F.cross_entropy(cls_logits.reshape(-1, num_classes), class_targets.reshape(-1), reduction="none")
-    ce = ce.view(class_targets.shape)
-    num_negative = (neg_to_pos * positive.sum(dim=1)).clamp(min=min_negatives)
-    candidate = ce.detach().masked_fill(positive, float("-inf"))
-    rank = candidate.argsort(dim=1, descending=True).argsort(dim=1)
-    negative = (rank < num_negative.unsqueeze(1)) & ~positive
     normaliser = positive.sum().clamp(min=1)
     box_loss = torch.stack(box_losses).sum() if box_losses else bbox_regression.sum() * 0.0
-    return {"bbox_regression": box_loss / normaliser,
-            "classification": (ce[positive].sum() + ce[negative].sum()) / normaliser}
+    # hard negative mining was batched before and is unchanged: the production function is the reference for it
+    mined = mined_classification_loss(cls_logits, class_targets, positive, neg_to_pos, min_negatives)
+    return {"bbox_regression": box_loss / normaliser, "classification": mined / normaliser}
 
 
 def make_anchors() -> torch.Tensor:

@@ -21,6 +21,18 @@ def settings(**kw):
     return TrainSettings(**base)
 
 
+def scheduled_rates(s, lr: float, steps_per_epoch: int, steps: int) -> list[float]:
+    """The learning rate of each of the first `steps` optimizer steps under build_scheduler."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    scheduler = build_scheduler(optimizer, s, steps_per_epoch=steps_per_epoch)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
 def test_step_schedule_multiplies_at_each_listed_epoch():
     s = settings(lr_scheduler_step=(3, 6), lr_scheduler_factor=0.1)
     assert [round(lr_factor(s, e), 6) for e in (0, 2.9, 3, 5.5, 6, 9)] == [1, 1, 0.1, 0.1, 0.01, 0.01]
@@ -28,13 +40,7 @@ def test_step_schedule_multiplies_at_each_listed_epoch():
 
 def test_warmup_ramps_linearly_per_step_then_follows_the_schedule():
     s = settings(lr_warmup_epochs=1.5, lr_scheduler_step=(2,), lr_scheduler_factor=0.1)
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    scheduler = build_scheduler(optimizer, s, steps_per_epoch=4)  # 6 warm-up steps
-    rates = []
-    for _ in range(10):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
+    rates = scheduled_rates(s, lr=0.1, steps_per_epoch=4, steps=10)  # 6 warm-up steps
     expected = [0.1 * k / 6 for k in range(1, 7)] + [0.1, 0.1, 0.01, 0.01]  # the step at epoch 2 still applies
     assert rates == pytest.approx(expected)
 
@@ -55,13 +61,7 @@ def test_poly_and_cosine_schedules_end_at_zero():
 def test_warmup_ramps_linearly_over_its_epochs_then_follows_the_cosine():
     # 4 steps an epoch, 10 epochs, warm-up 2 epochs (8 steps): step k takes (k + 1) / 8 of the cosine's value
     s = settings(lr_scheduler="cosine", lr_warmup_epochs=2.0)
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    scheduler = build_scheduler(optimizer, s, steps_per_epoch=4)
-    rates = []
-    for _ in range(40):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
+    rates = scheduled_rates(s, lr=0.1, steps_per_epoch=4, steps=40)
     for step in range(8):
         assert rates[step] == pytest.approx(0.1 * (step + 1) / 8 * lr_factor(s, step / 4))
     assert rates[8] == pytest.approx(0.1 * lr_factor(s, 2.0))  # warm-up over: the cosine alone
@@ -71,13 +71,7 @@ def test_warmup_ramps_linearly_over_its_epochs_then_follows_the_cosine():
 
 def test_no_warmup_leaves_the_schedule_alone():
     s = settings(lr_scheduler_step=(1,), lr_scheduler_factor=0.5)
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
-    scheduler = build_scheduler(optimizer, s, steps_per_epoch=2)
-    rates = []
-    for _ in range(4):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
+    rates = scheduled_rates(s, lr=0.2, steps_per_epoch=2, steps=4)
     assert rates == pytest.approx([0.2, 0.2, 0.1, 0.1])
 
 
