@@ -13,9 +13,6 @@ from smcv.detection.augment_plan import Plan, draw_plan, move_boxes
 from smcv.detection.photometric import distort
 from smcv.detection.transforms import FILL_RGB
 
-DEVICES = ("auto", "cpu", "gpu")
-
-
 @dataclass
 class RawBatch:
     """Decoded uint8 images (top-left aligned, zero-padded to the batch's largest) and what to make of them."""
@@ -35,13 +32,6 @@ class RawBatch:
         """The batch with pinned tensors (DataLoader pin_memory)."""
         return replace(self, images=self.images.pin_memory(), boxes=self.boxes.pin_memory(),
                        labels=self.labels.pin_memory(), plan=self.plan.pin_memory())
-
-
-def on_device(setting: str) -> bool:
-    """Whether augmentation_device=`setting` augments on the training device (auto: when a GPU is present)."""
-    if setting not in DEVICES:
-        raise ValueError(f"augmentation_device must be one of {DEVICES}, got {setting!r}")
-    return setting == "gpu" or (setting == "auto" and torch.cuda.is_available())
 
 
 def raw_batch(images: list[torch.Tensor], originals: list[tuple[int, int]], boxes: list[torch.Tensor],

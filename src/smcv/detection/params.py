@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+from smcv.augmentation_device import AUGMENTATION_DEVICES
 from smcv.config import REQUIRED, Param, Schema, common_training_params
 from smcv.data.manifest import parse_attribute_names as manifest_attribute_names
 from smcv.detection.backbones import BASE_NETWORKS
-from smcv.detection.device_augment import DEVICES
 from smcv.detection.sources import DATA_FORMATS
 from smcv.detection.transforms import AUGMENTATIONS
 
@@ -35,7 +35,7 @@ def detection_schema() -> Schema:
         Param("attribute_names", "str", None, help="smcv: augmented-manifest attributes, e.g. '[\"source-ref\", \"bounding-box\"]'"),
         Param("classes", "str", None, help="smcv: class names in id order, comma-separated or a JSON list"),
         Param("augmentation", "str", "ssd", choices=AUGMENTATIONS, help="smcv: ssd (distort, zoom out, IoU crop, flip), flip, or none"),
-        Param("augmentation_device", "str", "auto", choices=DEVICES,
+        Param("augmentation_device", "str", "auto", choices=AUGMENTATION_DEVICES,
               help="smcv: where training augmentation runs: gpu (the training device, a whole batch at once), "
                    "cpu (DataLoader workers, per image), auto (gpu when CUDA is present)"),
         Param("detections_per_image", "int", 200, low=1, high=1000, help="smcv: detections kept per image after NMS"),

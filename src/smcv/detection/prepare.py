@@ -11,7 +11,7 @@ import numpy as np
 from smcv.config import HyperParameters
 from smcv.inputs import channel_inputs
 from smcv.detection.datasets import DetectionDataset, DeviceCollate, collate
-from smcv.detection.device_augment import on_device
+from smcv.augmentation_device import on_device
 from smcv.detection.labels import map_class_ids, map_class_names, parse_class_names
 from smcv.detection.samples import ChannelData
 from smcv.detection.sources import read_channel

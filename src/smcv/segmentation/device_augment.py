@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from smcv.segmentation.pair_plan import PairPlan, draw_pair_plan
-from smcv.segmentation.params import AUGMENTATION_DEVICES, IGNORE_INDEX, Geometry
+from smcv.segmentation.params import IGNORE_INDEX, Geometry
 
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
@@ -29,13 +29,6 @@ class PairBatch:
     def pin_memory(self) -> "PairBatch":
         """The batch with pinned tensors (DataLoader pin_memory)."""
         return replace(self, images=self.images.pin_memory(), masks=self.masks.pin_memory(), plan=self.plan.pin_memory())
-
-
-def on_device(setting: str) -> bool:
-    """Whether augmentation_device=`setting` augments on the training device (auto: when a GPU is present)."""
-    if setting not in AUGMENTATION_DEVICES:
-        raise ValueError(f"augmentation_device must be one of {AUGMENTATION_DEVICES}, got {setting!r}")
-    return setting == "gpu" or (setting == "auto" and torch.cuda.is_available())
 
 
 def pair_batch(pairs: list[tuple[torch.Tensor, torch.Tensor]], geometry: Geometry, augment: bool, flip: bool,

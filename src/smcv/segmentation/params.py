@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from smcv.augmentation_device import AUGMENTATION_DEVICES
 from smcv.balance import CLASS_BALANCE
 from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
 from smcv.errors import ConfigError
@@ -18,8 +19,6 @@ log = logging.getLogger(__name__)
 
 TASK = "segmentation"
 IGNORE_INDEX = 255
-#: augmentation_device values: auto (gpu when CUDA is present), cpu (DataLoader workers), gpu (the training device)
-AUGMENTATION_DEVICES = ("auto", "cpu", "gpu")
 #: built-in `backbone` values and the encoder name each one means
 BACKBONES = {"resnet-50": "resnet50", "resnet-101": "resnet101", "resnet-18": "resnet18", "resnet-34": "resnet34",
              "resnet-152": "resnet152"}

@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import torch
 
+from smcv.augmentation_device import on_device
 from smcv.balance import inverse_frequency_weights
 from smcv.config import HyperParameters, Schema
 from smcv.errors import DataError
@@ -17,7 +18,7 @@ from smcv.inputs import channel_inputs
 from smcv.pretrained import WeightsNeed
 from smcv.segmentation import datasets as ds
 from smcv.segmentation import params
-from smcv.segmentation.device_augment import PairBatch, augment_pairs, on_device
+from smcv.segmentation.device_augment import PairBatch, augment_pairs
 from smcv.segmentation.losses import SegmentationCriterion
 from smcv.segmentation.metrics import METRIC_NAMES, MIOU, ConfusionEvaluator, labels_at_original_size
 from smcv.segmentation.model import (IMAGENET_MEAN, IMAGENET_STD, build_network, convert_syncbn, load_initial_weights,

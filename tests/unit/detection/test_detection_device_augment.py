@@ -12,7 +12,8 @@ from torchvision.transforms.v2 import functional as TF
 
 from smcv.detection.augment_plan import Photometric, draw_plan, move_boxes
 from smcv.detection.datasets import DeviceCollate, to_device
-from smcv.detection.device_augment import augment_on_device, on_device, raw_batch
+from smcv.augmentation_device import on_device
+from smcv.detection.device_augment import augment_on_device, raw_batch
 from smcv.detection.params import detection_schema
 from smcv.detection.photometric import distort
 from smcv.detection.transforms import DecodeOnly, DetectionTransform, make_target

@@ -14,7 +14,8 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from smcv.segmentation.datasets import DecodedPairs, DeviceCollate
-from smcv.segmentation.device_augment import augment_pairs, on_device, pair_batch
+from smcv.augmentation_device import on_device
+from smcv.segmentation.device_augment import augment_pairs, pair_batch
 from smcv.segmentation.pair_plan import draw_pair_plan
 from smcv.segmentation.params import IGNORE_INDEX, Geometry
 from smcv.segmentation.transforms import build_transform
