@@ -8,11 +8,9 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from smcv.data.colour import adjust_brightness, adjust_contrast
 from smcv.segmentation.pair_plan import PairPlan, draw_pair_plan
 from smcv.segmentation.params import IGNORE_INDEX, Geometry
-
-GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
-
 
 @dataclass
 class PairBatch:
@@ -77,13 +75,10 @@ def jitter(images: torch.Tensor, plan: PairPlan) -> torch.Tensor:
     """ColorJitter's brightness and contrast with per-image factors and order, truncating to whole levels as
     torchvision's uint8 kernels do."""
     def brightness(x: torch.Tensor) -> torch.Tensor:
-        return (x * plan.brightness.to(x.device).view(-1, 1, 1, 1)).clamp(0, 255).floor()
+        return adjust_brightness(x, plan.brightness)
 
     def contrast(x: torch.Tensor) -> torch.Tensor:
-        r, g, b = x.unbind(dim=1)
-        mean = (r * GRAY_WEIGHTS[0] + g * GRAY_WEIGHTS[1] + b * GRAY_WEIGHTS[2]).floor().mean(dim=(1, 2), keepdim=True)
-        factor = plan.contrast.to(x.device).view(-1, 1, 1, 1)
-        return (x * factor + mean.unsqueeze(1) * (1.0 - factor)).clamp(0, 255).floor()
+        return adjust_contrast(x, plan.contrast)
 
     first = plan.brightness_first.to(images.device).view(-1, 1, 1, 1)
     return torch.where(first, contrast(brightness(images)), brightness(contrast(images)))
