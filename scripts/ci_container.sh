@@ -11,7 +11,8 @@ Usage: scripts/ci_container.sh [--build-only] [--no-push-test] [--no-sdk-test] [
 
 Steps (each skipped when already done): install docker.io, docker-compose, debootstrap, docker-registry
 (apt, needs root); start dockerd and wait for it; make the base image (scripts/make_base_image.sh); fill
-containers/wheelhouse from this machine's pip (containers/fill_wheelhouse.sh); build every task image
+containers/wheelhouse from this machine's pip (containers/fill_wheelhouse.sh --prune, after checking that
+about SMCV_CI_DISK_GB=20 GB are free, pruning unused Docker build cache if not); build every task image
 (./build_and_push.sh --no-push); make a venv with the SageMaker SDK v2 (.cache/sdk-venv); run
 pytest tests/container with SMCV_CONTAINER_TESTS=1. Prints the time of each step.
 
@@ -109,11 +110,36 @@ if [ "${BASE_IMAGE}" = "smcv-base:bookworm" ]; then
 fi
 step_done "base image"
 
-# --- 4. wheelhouse + build -----------------------------------------------------------------------------
+# --- 4. disk space --------------------------------------------------------------------------------------
+# One build needs about SMCV_CI_DISK_GB (default 20) GB free: the wheelhouse (~4 GB), BuildKit's copy of it as
+# build context (~4 GB), the image (~8 GB) and the test containers' models. Short of that, unused Docker build
+# cache and dangling images are pruned; if that is not enough, stop here with a message instead of failing
+# half-way through a download ("No space left on device").
+need_gb="${SMCV_CI_DISK_GB:-20}"
+docker_root="$("${DOCKER}" info -f '{{.DockerRootDir}}' 2>/dev/null || echo /var/lib/docker)"
+free_gb() { df -Pk "$1" | awk 'NR == 2 { print int($4 / 1048576) }'; }
+least_free_gb() {
+    local a b
+    a="$(free_gb "${root}")"; b="$(free_gb "${docker_root}")"
+    if [ "${a}" -lt "${b}" ]; then echo "${a}"; else echo "${b}"; fi
+}
+if [ "$(least_free_gb)" -lt "${need_gb}" ]; then
+    echo "only $(least_free_gb) GB free (${root}, ${docker_root}); pruning unused Docker build cache and dangling images" >&2
+    "${DOCKER}" builder prune -f >/dev/null 2>&1 || true
+    "${DOCKER}" image prune -f >/dev/null 2>&1 || true
+fi
+free="$(least_free_gb)"
+[ "${free}" -ge "${need_gb}" ] || die "${free} GB free on ${root} or ${docker_root}; the image build needs about" \
+    "${need_gb} GB (wheelhouse, build context, image). Free space (docker system df; docker builder prune -a;" \
+    "docker image prune -a) or, on a larger disk, lower SMCV_CI_DISK_GB"
+echo "disk: ${free} GB free, ${need_gb} GB needed" >&2
+step_done "disk space"
+
+# --- 5. wheelhouse + build -----------------------------------------------------------------------------
 build_opts=(--base-image "${BASE_IMAGE}")
 [ -n "${CA_BUNDLE}" ] && [ -s "${CA_BUNDLE}" ] && build_opts+=(--ca-bundle "${CA_BUNDLE}")
 if [ "${SMCV_WHEELHOUSE}" = 1 ]; then
-    PYTHON="${WHEELHOUSE_PYTHON:-python3}" "${root}/containers/fill_wheelhouse.sh" "${root}/containers/wheelhouse"
+    PYTHON="${WHEELHOUSE_PYTHON:-python3}" "${root}/containers/fill_wheelhouse.sh" --prune "${root}/containers/wheelhouse"
     step_done "wheelhouse"
 fi
 "${root}/build_and_push.sh" --no-push "${build_opts[@]}"
@@ -123,7 +149,7 @@ if [ "${build_only}" = 1 ]; then
     exit 0
 fi
 
-# --- 5. SDK venv ---------------------------------------------------------------------------------------
+# --- 6. SDK venv ---------------------------------------------------------------------------------------
 sdk_python=""
 if [ "${sdk_test}" = 1 ]; then
     venv="${root}/.cache/sdk-venv"
@@ -135,7 +161,7 @@ if [ "${sdk_test}" = 1 ]; then
     step_done "sdk venv"
 fi
 
-# --- 6. tests ------------------------------------------------------------------------------------------
+# --- 7. tests ------------------------------------------------------------------------------------------
 deselect=()
 [ "${push_test}" = 1 ] || deselect+=(--ignore "${root}/tests/container/test_container_build_and_push.py")
 pytest_log="$(mktemp)"

@@ -71,6 +71,8 @@ http:
         for ref in docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split():
             if ref.startswith((host + "/", PUSH_NAME + "-")):
                 docker("rmi", ref, check=False)
+        # the pushed layers are several GB; pytest keeps its last three base temp dirs, so drop them now
+        shutil.rmtree(base / "data", ignore_errors=True)
 
 
 def build_and_push(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
