@@ -88,8 +88,7 @@ def _normalization(mean: list[float], std: list[float]) -> dict[str, Any]:
 def classification_graph(manifest: dict[str, Any], predictor: Any) -> ExportGraph:
     """The classification network with ImageNet normalisation and softmax/sigmoid inside."""
     channels, height, width = (int(v) for v in manifest["image_shape"])
-    mean = (predictor.normalize.mean.flatten() / 255.0).tolist()
-    std = (predictor.normalize.std.flatten() / 255.0).tolist()
+    mean, std = list(predictor.mean), list(predictor.std)
     multi_label = bool(manifest.get("multi_label"))
     resize = (f"shorter side to {manifest['resize']} px (antialiased), then centre crop {height}x{width}"
               if manifest.get("resize") else f"resize to {height}x{width} (antialiased, aspect not kept)")

@@ -10,7 +10,7 @@ import torch
 from smcv import artifact
 from smcv.errors import ConfigError, HTTPError
 from smcv.pretrained import model_channel_artifact
-from smcv.serving import codecs
+from smcv.serving import codecs, direct
 from smcv.tasks import get_task
 
 #: (image bytes, Content-Type, Accept) -> (response body, response Content-Type), as /invocations answers
@@ -37,8 +37,7 @@ def local_transport(model_dir: Path) -> Transport:
             image = codecs.decode_request_image(data, codecs.request_image_type(content_type), mode=predictor.image_mode)
         except HTTPError as exc:
             raise ConfigError(f"{exc.message} (offered: {', '.join(predictor.response_types)})") from None
-        tensor, meta = predictor.preprocess(image)
-        return predictor.encode(predictor.predict_batch(tensor.unsqueeze(0))[0], meta, chosen), chosen
+        return direct.answer(predictor, image, chosen), chosen
 
     return call
 

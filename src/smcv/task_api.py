@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import torch
-from PIL import Image
 
 from smcv.config import HyperParameters, Schema
 from smcv.errors import ConfigError
 from smcv.inputs import channel_inputs
 from smcv.pretrained import WeightsNeed, resolve_weights
+from smcv.serving.prepare import Placement, network_batch
 
 
 @dataclass
@@ -185,7 +185,9 @@ def class_label(class_names: Sequence[str], class_id: int) -> str:
 
 
 class Predictor(abc.ABC):
-    """A loaded model ready to serve: decode -> preprocess -> batch -> infer -> encode."""
+    """A loaded model ready to serve. Per request (request thread): header checks, decode to uint8 pixels or keep the
+    JPEG for the device, request_meta. Per batch (batching thread): prepare (resize, pad or crop, normalise on the
+    device, shared by every task through smcv.serving.prepare), predict_batch. Per request again: encode."""
 
     #: response content types, the first is the default for Accept */* or none
     response_types: tuple[str, ...] = ("application/json",)
@@ -193,14 +195,35 @@ class Predictor(abc.ABC):
     batch_response_type: Optional[str] = None
     #: PIL mode the server decodes request images to ("RGB", "L", ...)
     image_mode: str = "RGB"
+    #: the side the network input is resized to; requests far larger are decoded smaller (0: never)
+    input_side: int = 0
+    #: per-channel mean and standard deviation (0-1 scale) that prepare normalises with
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    #: where the model runs; prepare puts the batch there
+    device: torch.device = torch.device("cpu")
 
     @abc.abstractmethod
-    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
-        """A fixed-size CHW float tensor for batching, and per-request facts (original size, ...)."""
+    def placement(self, height: int, width: int) -> Placement:
+        """Where a decoded image of height x width goes in the network input (its resized size, crop or padding)."""
+
+    def request_meta(self, size: tuple[int, int], original: tuple[int, int]) -> dict[str, Any]:
+        """Per-request facts for predict_batch and encode from the decoded (width, height) and the size as sent."""
+        return {"width": original[0], "height": original[1]}
+
+    def prepare(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
+        """uint8 CHW images of any sizes -> the resized, normalised float batch on self.device."""
+        placements = [self.placement(int(image.shape[-2]), int(image.shape[-1])) for image in images]
+        return network_batch(images, placements, self.mean, self.std, self.device)
 
     @abc.abstractmethod
-    def predict_batch(self, batch: torch.Tensor) -> list[Any]:
-        """Run the model on a batch; one CPU result per item."""
+    def predict_batch(self, batch: torch.Tensor, metas: Sequence[dict[str, Any]]) -> list[Any]:
+        """Run the model on a prepared batch; one CPU result per item, ready for encode (metas: request_meta of each
+        item plus 'accept', the negotiated response type)."""
+
+    def predict_images(self, images: Sequence[torch.Tensor], metas: Sequence[dict[str, Any]]) -> list[Any]:
+        """prepare then predict_batch: uint8 CHW images of any sizes to one result each."""
+        return self.predict_batch(self.prepare(images), metas)
 
     @abc.abstractmethod
     def encode(self, result: Any, meta: dict[str, Any], accept: str) -> bytes:

@@ -26,6 +26,7 @@ def test_training_on_cuda_uses_bf16_and_channels_last(opt_ml, capsys):
 def test_gpu_and_cpu_predictions_agree(opt_ml):
     from PIL import Image
 
+    from smcv.serving import direct
     from smcv.tasks.classification import ClassificationTask
 
     write_class_folders(opt_ml.channel("train"), 4, mode="RGB")
@@ -36,8 +37,7 @@ def test_gpu_and_cpu_predictions_agree(opt_ml):
     outputs = []
     for device in (torch.device("cpu"), torch.device("cuda")):
         predictor = ClassificationTask().build_predictor(manifest, state, device)
-        tensor, _ = predictor.preprocess(image)
-        outputs.append(predictor.predict_batch(tensor.unsqueeze(0))[0])
+        outputs.append(direct.predict(predictor, [image], "application/json")[0][0])
     # the GPU runs inference under BF16 autocast: about three significant digits
     assert outputs[0] == pytest.approx(outputs[1], abs=2e-2)
     assert max(range(2), key=outputs[0].__getitem__) == max(range(2), key=outputs[1].__getitem__)

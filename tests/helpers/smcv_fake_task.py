@@ -8,13 +8,12 @@ import threading
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 
-from smcv.data.images import original_size
+from smcv.serving.prepare import Placement
 from smcv.task_api import Predictor
 
 TASK_NAME = "fake"
@@ -22,7 +21,8 @@ TASK_ENTRY = "smcv_fake_task:FakeTask"
 
 
 class FakePredictor(Predictor):
-    """Per-channel means; a pure red image is poison (predict_batch raises); records batch sizes."""
+    """Per-channel means in 0-1 (prepare resizes to input_size); a pure red image is poison (predict_batch raises);
+    records batch sizes."""
 
     response_types = ("application/json", "application/json;annotation=1", "text/csv")
 
@@ -34,12 +34,10 @@ class FakePredictor(Predictor):
         self.batch_sizes: list[int] = []
         self.lock = threading.Lock()
 
-    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
-        array = np.asarray(image.convert("RGB").resize((self.size, self.size)), dtype=np.float32) / 255.0
-        width, height = original_size(image)
-        return torch.from_numpy(array).permute(2, 0, 1).contiguous(), {"width": width, "height": height}
+    def placement(self, height: int, width: int) -> Placement:
+        return Placement((self.size, self.size), (self.size, self.size))
 
-    def predict_batch(self, batch: torch.Tensor) -> list[Any]:
+    def predict_batch(self, batch: torch.Tensor, metas: Sequence[dict[str, Any]]) -> list[Any]:
         with self.lock:
             self.batch_sizes.append(int(batch.shape[0]))
         if self.delay_s:

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms.v2 import functional as F
 
 from smcv import artifact
 from smcv.export import TRAINING_ONNX_FILE, read_metadata
 from smcv.local_predict import predict_file
+from smcv.serving.prepare import place
 from smcv.tasks import get_task
 from smcv.train import main as train_main
 from tests.helpers.classdata import TINY_CLASSIFICATION, write_class_folders
@@ -33,7 +35,8 @@ def test_export_onnx_writes_a_model_that_agrees_with_serving(opt_ml):
                                                            torch.device("cpu"))
     image = next((opt_ml.channel("validation") / "pneumonia").iterdir())
     served = json.loads(predict_file(opt_ml.model_dir, image)[0])  # serving ignores model.onnx
-    tensor = predictor.preprocess(Image.open(image))[0].unsqueeze(0).float().numpy()
+    pixels = F.pil_to_tensor(Image.open(image).convert(predictor.image_mode))
+    tensor = place(pixels, predictor.placement(*pixels.shape[-2:])).unsqueeze(0).float().numpy()
     (probabilities,) = ort.InferenceSession(str(onnx_path)).run(None, {"image": tensor})
     np.testing.assert_allclose(probabilities[0], served, atol=1e-4, rtol=0)
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
-from PIL import Image
-from torchvision.transforms.v2 import functional as F
 
 from smcv.classification.threshold import predicted_class
-from smcv.data.images import original_size
+from smcv.classification.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_placement
 from smcv.serving.codecs import JSON_VERBOSE, ResponseOptions
+from smcv.serving.prepare import Placement
 from smcv.task_api import Predictor
 
 JSON = "application/json"
@@ -27,22 +26,22 @@ class ClassificationPredictor(Predictor):
     response_types = (JSON, JSONLINES, JSON_VERBOSE)
     batch_response_type = JSONLINES  # the built-in answers {"prediction": [...]} lines in batch transform
 
-    def __init__(self, model: torch.nn.Module, transform, normalize, mode: str, multi_label: bool,
-                 class_names: list[str], device: torch.device, input_side: int = 0,
-                 decision_threshold: Optional[float] = None) -> None:
-        self.model, self.transform, self.normalize, self.mode = model.eval(), transform, normalize, mode
+    def __init__(self, model: torch.nn.Module, image_shape: Optional[tuple[int, int, int]], resize: Optional[int],
+                 mode: str, multi_label: bool, class_names: list[str], device: torch.device, input_side: int = 0,
+                 decision_threshold: Optional[float] = None, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD) -> None:
+        self.model, self.image_shape, self.resize, self.mode = model.eval(), image_shape, resize, mode
+        self.mean, self.std = tuple(mean), tuple(std)
         self.input_side = input_side  # the longest side the transform needs; larger requests decode smaller
         self.image_mode = mode
         self.multi_label, self.class_names, self.device = multi_label, class_names, device
         self.decision_threshold = None if multi_label else decision_threshold  # binary: class 1 when p1 >= it
 
-    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
-        tensor = self.transform(F.pil_to_tensor(image.convert(self.mode)))
-        width, height = original_size(image)
-        return tensor, {"width": width, "height": height}
+    def placement(self, height: int, width: int) -> Placement:
+        """Validation's geometry (eval_transform): shorter side to `resize` and a centre crop, or a direct resize."""
+        return eval_placement(self.image_shape, self.resize, height, width)
 
-    def predict_batch(self, batch: torch.Tensor) -> list[Any]:
-        batch = self.normalize(batch.to(self.device, non_blocking=True))
+    def predict_batch(self, batch: torch.Tensor, metas: Sequence[dict[str, Any]] = ()) -> list[Any]:
         if self.device.type == "cuda":
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), _autocast(self.device):

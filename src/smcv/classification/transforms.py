@@ -8,6 +8,8 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from smcv.serving.prepare import Placement, centre_crop
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 AUGMENTATIONS = ("crop", "crop_color", "crop_color_transform")
@@ -89,3 +91,19 @@ def eval_transform(image_shape: tuple[int, int, int], resize: Optional[int]) -> 
     else:
         ops = [v2.Resize((h, w), antialias=True)]
     return v2.Compose(ops)
+
+
+def eval_placement(image_shape: tuple[int, int, int], resize: Optional[int], height: int, width: int) -> Placement:
+    """eval_transform's geometry for one height x width image, for serving's batched resize (smcv.serving.prepare):
+    shorter side to `resize` (torchvision's rounding), upscaled when the crop would not fit, centre crop; or a direct
+    resize. One resize where eval_transform may chain two (only when `resize` is below the crop)."""
+    _, crop_h, crop_w = image_shape
+    if not resize:
+        return Placement((crop_h, crop_w), (crop_h, crop_w))
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = resize, int(resize * long / short)
+    new_h, new_w = (new_long, new_short) if width <= height else (new_short, new_long)
+    scale = max(crop_h / new_h, crop_w / new_w)
+    if scale > 1:
+        new_h, new_w = max(crop_h, round(new_h * scale)), max(crop_w, round(new_w * scale))
+    return centre_crop((new_h, new_w), (crop_h, crop_w))

@@ -13,14 +13,12 @@ and threshold=T drops scores below T (they also apply to the other JSON forms).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Sequence
 
 import torch
-from PIL import Image
-from torchvision.transforms.v2 import functional as F
 
-from smcv.data.images import original_size
 from smcv.serving.codecs import JSON_VERBOSE, ResponseOptions
+from smcv.serving.prepare import Placement
 from smcv.task_api import Predictor
 
 JSON = "application/json"
@@ -45,17 +43,18 @@ class DetectionPredictor(Predictor):
         self.input_side = self.size  # requests far larger than this are decoded smaller
         self.model.score_thresh = SERVING_SCORE_THRESHOLD
 
-    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Resize (aspect not kept, as in training) to a float CHW tensor in [0, 1]; remember the original size."""
-        rgb = image.convert("RGB") if image.mode != "RGB" else image
-        tensor = F.resize(F.pil_to_tensor(rgb), [self.size, self.size], antialias=True)
-        width, height = original_size(image)
-        return tensor.float().div_(255.0), {"width": width, "height": height, "depth": 3}
+    def placement(self, height: int, width: int) -> Placement:
+        """Resize to image_shape x image_shape, aspect not kept, as in training."""
+        return Placement((self.size, self.size), (self.size, self.size))
+
+    def request_meta(self, size: tuple[int, int], original: tuple[int, int]) -> dict[str, Any]:
+        """The size as sent (boxes are answered in its pixels) and the colour depth."""
+        return {"width": original[0], "height": original[1], "depth": 3}
 
     @torch.inference_mode()
-    def predict_batch(self, batch: torch.Tensor) -> list[dict[str, list]]:
+    def predict_batch(self, batch: torch.Tensor, metas: Sequence[dict[str, Any]] = ()) -> list[dict[str, list]]:
         """Detections per image: normalised XYXY boxes, scores, 0-based class ids (best first), on the CPU."""
-        images = batch.to(self.device, non_blocking=True)
+        images = batch  # prepared: 0-1 floats (mean 0, std 1) on the device
         if self.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         results = []

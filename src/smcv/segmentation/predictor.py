@@ -10,18 +10,18 @@ import base64
 import functools
 import io
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms.v2 import functional as F
 
-from smcv.data.images import original_size
 from smcv.errors import HTTPError
 from smcv.segmentation.protobuf import probabilities_response
-from smcv.segmentation.transforms import content_size, normalize, to_original_size
+from smcv.segmentation.transforms import content_size, to_original_size
 from smcv.serving.codecs import JSON_VERBOSE
+from smcv.serving.prepare import Placement
 from smcv.task_api import Predictor
 
 PNG = "image/png"
@@ -61,10 +61,24 @@ def mask_png(labels: np.ndarray) -> bytes:
 
 
 def class_ids(probs: torch.Tensor) -> np.ndarray:
-    """argmax over classes as an HxW uint8 array (torch's argmax over dim 0 is slow on CPU; ties go to the lower id)."""
+    """argmax over classes as an HxW uint8 array on the CPU, ties to the lower id (only the uint8 map leaves a GPU;
+    on the CPU numpy's argmax over the class axis is faster than torch's)."""
+    if probs.device.type == "cuda":
+        return probs.argmax(dim=0).to(torch.uint8).cpu().numpy()
     if probs.shape[0] == 2:
         return (probs[1] > probs[0]).numpy().astype(np.uint8)
     return np.argmax(probs.numpy(), axis=0).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """One image's answer material on the CPU: the class-id map at the sent size, and the probabilities only when
+    the negotiated type needs them (full size for protobuf, at most JSON_PROBABILITY_SIDE for JSON)."""
+
+    labels: np.ndarray
+    num_classes: int
+    probabilities: Optional[torch.Tensor] = None
+    small_probabilities: Optional[torch.Tensor] = None
 
 
 class SegmentationPredictor(Predictor):
@@ -80,37 +94,48 @@ class SegmentationPredictor(Predictor):
         self.input_side = self.size  # requests far larger than this are decoded smaller; masks keep the sent size
         self.mean, self.std, self.class_names = tuple(mean), tuple(std), class_names
 
-    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
-        tensor = F.pil_to_tensor(image.convert("RGB"))
-        content = content_size(self.mode, self.size, image.height, image.width)
-        tensor = F.resize(tensor, list(content), antialias=True)
-        tensor = F.pad(tensor, [0, 0, self.size - content[1], self.size - content[0]], fill=0)
-        width, height = original_size(image)
-        return normalize(tensor, self.mean, self.std), {"width": width, "height": height, "content": content}
+    def placement(self, height: int, width: int) -> Placement:
+        """The whole square (resize) or the letterbox (long side to the input, padded right and bottom with 0)."""
+        return Placement(content_size(self.mode, self.size, height, width), (self.size, self.size))
 
-    def predict_batch(self, batch: torch.Tensor) -> list[Any]:
+    def request_meta(self, size: tuple[int, int], original: tuple[int, int]) -> dict[str, Any]:
+        """The size as sent (the mask's size) and the part of the network input the image fills."""
+        return {"width": original[0], "height": original[1], "content": content_size(self.mode, self.size, size[1], size[0])}
+
+    def predict_batch(self, batch: torch.Tensor, metas: Sequence[dict[str, Any]]) -> list[SegmentationResult]:
+        """Softmax, then per image on the device: the probabilities at the sent size, their argmax; only the uint8
+        map (and the probabilities the negotiated type needs) is copied to the CPU."""
         if self.device.type == "cuda":
             batch = batch.contiguous(memory_format=torch.channels_last)
         bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
             probs = torch.softmax(self.model(batch).float(), dim=1)
-        return list(probs.cpu())
+        with torch.inference_mode():
+            return [self._result(one, meta) for one, meta in zip(probs, metas)]
+
+    def _result(self, probs: torch.Tensor, meta: dict[str, Any]) -> SegmentationResult:
+        """One image's network-size probabilities (on the device) to what encode needs for meta['accept']."""
+        accept = meta.get("accept", PNG)
+        full = self.probabilities(probs, meta)
+        return SegmentationResult(
+            class_ids(full), int(probs.shape[0]),
+            probabilities=full.cpu() if accept in (RECORDIO_PROTOBUF, PROTOBUF) else None,
+            small_probabilities=self._small_probabilities(probs, meta).cpu() if accept == JSON_PROBABILITIES else None)
 
     def probabilities(self, result: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
         """Class probabilities (C, H, W) at the request image's size."""
         return to_original_size(result, meta["content"], meta["height"], meta["width"])
 
-    def encode(self, result: torch.Tensor, meta: dict[str, Any], accept: str) -> bytes:
-        probs = self.probabilities(result, meta)
+    def encode(self, result: SegmentationResult, meta: dict[str, Any], accept: str) -> bytes:
         if accept in (RECORDIO_PROTOBUF, PROTOBUF):
-            return probabilities_response(probs.numpy())
-        labels = class_ids(probs)
+            return probabilities_response(_needed(result.probabilities, accept).numpy())
         if accept == PNG:
-            return mask_png(labels)
+            return mask_png(result.labels)
         if accept == JSON_VERBOSE:
-            return json.dumps(self.verbose(labels, int(result.shape[0]))).encode()
+            return json.dumps(self.verbose(result.labels, result.num_classes)).encode()
         if accept in (JSON, JSON_PROBABILITIES):
-            return json.dumps(self._json(labels, result, meta, accept == JSON_PROBABILITIES)).encode()
+            small = _needed(result.small_probabilities, accept) if accept == JSON_PROBABILITIES else None
+            return json.dumps(self._json(result.labels, result.num_classes, meta, small)).encode()
         raise HTTPError(406, f"unsupported Accept {accept!r}", supported=list(RESPONSE_TYPES))
 
     def verbose(self, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
@@ -123,15 +148,15 @@ class SegmentationPredictor(Predictor):
                 "class_pixels": {names[i]: int(n) for i, n in enumerate(counts[: len(names)])},
                 "mask_png_base64": base64.b64encode(mask_png(labels)).decode("ascii")}
 
-    def _json(self, labels: np.ndarray, result: torch.Tensor, meta: dict[str, Any], with_probs: bool) -> dict[str, Any]:
-        counts = np.bincount(labels.ravel(), minlength=len(self.class_names) or int(result.shape[0]))
+    def _json(self, labels: np.ndarray, num_classes: int, meta: dict[str, Any],
+              small: Optional[torch.Tensor]) -> dict[str, Any]:
+        counts = np.bincount(labels.ravel(), minlength=len(self.class_names) or num_classes)
         body: dict[str, Any] = {
             "shape": [int(meta["height"]), int(meta["width"])],
             "class_counts": {str(i): int(n) for i, n in enumerate(counts) if n},
-            "classes": self.class_names or [str(i) for i in range(result.shape[0])],
+            "classes": self.class_names or [str(i) for i in range(num_classes)],
         }
-        if with_probs:
-            small = self._small_probabilities(result, meta)
+        if small is not None:
             body["probabilities_shape"] = list(small.shape)
             body["probabilities"] = [[[round(float(v), 4) for v in row] for row in plane] for plane in small]
         return body
@@ -143,3 +168,10 @@ class SegmentationPredictor(Predictor):
         target = (max(1, round(height * scale)), max(1, round(width * scale)))
         content = result[:, : meta["content"][0], : meta["content"][1]].unsqueeze(0)
         return torch.nn.functional.interpolate(content, size=target, mode="bilinear", align_corners=False)[0]
+
+
+def _needed(probabilities: Optional[torch.Tensor], accept: str) -> torch.Tensor:
+    """The probabilities predict_batch kept for this response type (it keeps them only when meta['accept'] asks)."""
+    if probabilities is None:
+        raise ValueError(f"the result holds no probabilities for {accept!r}; pass it as meta['accept'] to predict_batch")
+    return probabilities

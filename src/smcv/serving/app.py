@@ -90,8 +90,10 @@ def create_app(holder: ModelHolder, *, workers: int = 1, payload_mb: Optional[in
     in_batch = batch_transform()
 
     def decode(data: bytes, request_type: str) -> Any:
-        return codecs.decode_request_image(data, request_type, mode=holder.image_mode, max_pixels=pixel_limit,
-                                           reduce_to=holder.input_side)
+        """Header checks and Pillow decode here, in the request thread (while the batcher runs the model); colour
+        JPEGs are only checked when the holder decodes them in batches on the device."""
+        return codecs.read_request_image(data, request_type, mode=holder.image_mode, max_pixels=pixel_limit,
+                                         reduce_to=holder.input_side, keep_jpeg=holder.keep_jpeg)
 
     @app.post("/invocations")
     def invocations() -> Any:

@@ -18,9 +18,12 @@ _IDLE_POLL_S = 0.5
 
 
 class Batcher:
-    """Collects submitted CHW tensors for up to max_delay_s or max_batch_size items, runs them as one batch."""
+    """Collects submitted items for up to max_delay_s or max_batch_size items and runs them as one batch.
 
-    def __init__(self, run_batch: Callable[[torch.Tensor], list[Any]], max_batch_size: int = 4,
+    run_batch takes the list of items and returns one result per item; a result that is an exception fails only
+    its own item (a bad image found in the batched decode), an exception raised fails the whole batch."""
+
+    def __init__(self, run_batch: Callable[[list[Any]], list[Any]], max_batch_size: int = 4,
                  max_delay_s: float = 0.005, name: str = "smcv-batcher") -> None:
         if max_batch_size < 1:
             raise ValueError(f"max batch size must be at least 1, got {max_batch_size}")
@@ -29,7 +32,7 @@ class Batcher:
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
-        self._queue: "queue.Queue[Optional[tuple[torch.Tensor, Future]]]" = queue.Queue()
+        self._queue: "queue.Queue[Optional[tuple[Any, Future]]]" = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
@@ -49,12 +52,12 @@ class Batcher:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, tensor: torch.Tensor) -> Future:
-        """Queue one preprocessed item; the future resolves to its result (or its batch's exception)."""
+    def submit(self, item: Any) -> Future:
+        """Queue one item; the future resolves to its result (or its own or its batch's exception)."""
         if not self.alive:
             raise RuntimeError("the batching thread is not running")
         future: Future = Future()
-        self._queue.put((tensor, future))
+        self._queue.put((item, future))
         return future
 
     def _loop(self) -> None:
@@ -62,11 +65,11 @@ class Batcher:
             try:
                 items = self._collect()
                 if items:
-                    self._run_grouped(items)
+                    self._run(items)
             except Exception:  # never let the thread die: later requests would hang until their timeout
                 logger.exception("batching thread error (continuing)")
 
-    def _collect(self) -> list[tuple[torch.Tensor, Future]]:
+    def _collect(self) -> list[tuple[Any, Future]]:
         """Wait for one item, then gather more until the batch is full or the delay has passed."""
         try:
             first = self._queue.get(timeout=_IDLE_POLL_S)
@@ -87,21 +90,15 @@ class Batcher:
             items.append(item)
         return items
 
-    def _run_grouped(self, items: list[tuple[torch.Tensor, Future]]) -> None:
-        """Run items of the same shape and dtype together; a failing group fails only its own requests."""
-        groups: dict[tuple, list[tuple[torch.Tensor, Future]]] = {}
-        for tensor, future in items:
-            if future.set_running_or_notify_cancel():  # False: the caller gave up (timeout) already
-                groups.setdefault((tuple(tensor.shape), tensor.dtype), []).append((tensor, future))
-        for group in groups.values():
-            self._run_group(group)
-
-    def _run_group(self, group: list[tuple[torch.Tensor, Future]]) -> None:
-        futures = [future for _, future in group]
+    def _run(self, items: list[tuple[Any, Future]]) -> None:
+        """Run the items whose callers still wait as one batch; a failing batch fails only its own requests."""
+        live = [(item, future) for item, future in items if future.set_running_or_notify_cancel()]
+        if not live:  # every caller gave up (timeout) already
+            return
+        futures = [future for _, future in live]
         try:
             with torch.inference_mode():
-                batch = torch.stack([tensor for tensor, _ in group])
-                results = list(self.run_batch(batch))
+                results = list(self.run_batch([item for item, _ in live]))
             if len(results) != len(futures):
                 raise RuntimeError(f"the model returned {len(results)} results for a batch of {len(futures)}")
         except Exception as exc:
@@ -110,4 +107,7 @@ class Batcher:
                 future.set_exception(exc)
             return
         for future, result in zip(futures, results):
-            future.set_result(result)
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from PIL import Image
 
 from smcv.contract import ENV_DEFAULT_ACCEPT
 from smcv.data.images import ImageFormatError, ImageTooLargeError, decode_image, sniff_image_type
 from smcv.errors import DataError, HTTPError
+
+if TYPE_CHECKING:  # torch: workers only, the gunicorn master imports this module
+    from smcv.serving.request_image import RequestImage
 
 #: request content types that carry one encoded image (JPEG or PNG bytes; octet-stream is sniffed)
 IMAGE_REQUEST_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
@@ -210,22 +213,44 @@ def _score(candidate: MediaType, ranges: list[tuple[int, MediaType]], rank: int)
 def decode_request_image(data: bytes, content_type: str, mode: Optional[str] = "RGB", *,
                          max_pixels: Optional[int] = None, reduce_to: Optional[int] = None) -> Image.Image:
     """Decode a request body into a PIL image in the given mode: 400 not an image, 413 too large, 415 wrong format."""
+    _check_not_empty(data)
+    try:
+        return decode_image(data, "request body", mode=mode, formats=REQUEST_FORMATS.get(content_type, SNIFFED_FORMATS),
+                            max_pixels=max_pixels, reduce_to=reduce_to)
+    except DataError as exc:
+        raise image_error(exc, data, content_type) from None
+
+
+def read_request_image(data: bytes, content_type: str, mode: str = "RGB", *, max_pixels: Optional[int] = None,
+                       reduce_to: Optional[int] = None, keep_jpeg: bool = False) -> "RequestImage":
+    """A request body as the batcher takes it: header checked, then decoded to uint8 pixels, or (keep_jpeg) a colour
+    JPEG kept encoded for the batched device decode; the same 400/413/415 answers as decode_request_image."""
+    from smcv.serving import request_image  # imports torch: workers only
+
+    _check_not_empty(data)
+    try:
+        return request_image.read(data, "request body", mode, REQUEST_FORMATS.get(content_type, SNIFFED_FORMATS),
+                                  max_pixels=max_pixels, reduce_to=reduce_to, keep_jpeg=keep_jpeg)
+    except DataError as exc:
+        raise image_error(exc, data, content_type) from None
+
+
+def _check_not_empty(data: bytes) -> None:
     if not data:
         raise HTTPError(400, "the request body is empty; send the encoded image bytes (JPEG or PNG)")
-    formats = REQUEST_FORMATS.get(content_type, SNIFFED_FORMATS)
-    try:
-        return decode_image(data, "request body", mode=mode, formats=formats, max_pixels=max_pixels,
-                            reduce_to=reduce_to)
-    except ImageTooLargeError as exc:
-        raise HTTPError(413, exc.reason, max_image_pixels=exc.limit, image_pixels=exc.pixels,
-                        image_size=list(exc.size) if exc.size else None) from None
-    except ImageFormatError as exc:
-        raise _wrong_format(exc.detected, content_type) from None
-    except DataError as exc:
-        kind = sniff_image_type(data) or "unknown format"
-        raise HTTPError(400, f"the request body ({len(data)} bytes, {kind}) cannot be decoded as an image; "
-                             "send valid JPEG or PNG bytes", content_type=content_type,
-                        detail=str(exc.args[0]).removeprefix("request body: ")) from None
+
+
+def image_error(exc: DataError, data: bytes, content_type: str) -> HTTPError:
+    """The HTTP answer to an image that cannot be used: 413 too large, 415 wrong format, else 400 with the reason."""
+    if isinstance(exc, ImageTooLargeError):
+        return HTTPError(413, exc.reason, max_image_pixels=exc.limit, image_pixels=exc.pixels,
+                         image_size=list(exc.size) if exc.size else None)
+    if isinstance(exc, ImageFormatError):
+        return _wrong_format(exc.detected, content_type)
+    kind = sniff_image_type(data) or "unknown format"
+    return HTTPError(400, f"the request body ({len(data)} bytes, {kind}) cannot be decoded as an image; "
+                          "send valid JPEG or PNG bytes", content_type=content_type,
+                     detail=str(exc.args[0]).removeprefix("request body: "))
 
 
 def _wrong_format(detected: str, content_type: str) -> HTTPError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
@@ -12,8 +13,10 @@ from typing import Any, Optional
 
 from PIL import Image
 
-from smcv.contract import ENV_ALLOW_UNTRAINED, ENV_DEVICE, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE, ENV_TIMEOUT
+from smcv.contract import (ENV_ALLOW_UNTRAINED, ENV_DEVICE, ENV_JPEG_DECODE, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE,
+                           ENV_TIMEOUT)
 from smcv.cuda_driver import cuda_facts, unusable_gpu_reason
+from smcv.data.images import normalise_mode
 from smcv.errors import HTTPError, UserError
 from smcv.serving import codecs
 from smcv.tasks import get_task
@@ -23,6 +26,8 @@ logger = logging.getLogger("smcv.serving")
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_DELAY_MS = 5.0
+#: SMCV_JPEG_DECODE values: auto (on the device when it is a GPU), device (always batched torchvision), pil
+JPEG_DECODE_CHOICES = ("auto", "device", "pil")
 
 
 def env_number(names: str | tuple[str, ...], default: float, kind: type = float) -> Any:
@@ -71,6 +76,15 @@ def default_max_batch_size(device: Any) -> int:
     return max(1, env_number(ENV_MAX_BATCH_SIZE, 8 if device.type == "cuda" else 4, int))
 
 
+def jpeg_on_device(device: Any) -> bool:
+    """$SMCV_JPEG_DECODE: whether colour JPEGs are kept encoded and decoded in batches on the device (auto: on a GPU;
+    Pillow in the request threads is as fast on a CPU and overlaps the model there)."""
+    wanted = os.environ.get(ENV_JPEG_DECODE, "").strip().lower() or "auto"
+    if wanted not in JPEG_DECODE_CHOICES:
+        raise ValueError(f"{ENV_JPEG_DECODE}={wanted!r} is not one of {', '.join(JPEG_DECODE_CHOICES)}; unset it for auto")
+    return wanted == "device" or (wanted == "auto" and device.type == "cuda")
+
+
 def check_trained(manifest: dict, model_dir: Path) -> None:
     """Refuse a model saved before its first epoch finished (random weights) unless $SMCV_ALLOW_UNTRAINED=1."""
     if manifest.get("trained", True):
@@ -100,6 +114,7 @@ class ModelHolder:
         self.task_name: Optional[str] = None
         self.predictor: Any = None
         self.batcher: Any = None  # a smcv.serving.batching.Batcher once loaded
+        self.keep_jpeg = False  # colour JPEGs go to the batcher encoded (decoded there, on the device), once loaded
         self.error: Optional[str] = None
         self._ready = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -160,29 +175,56 @@ class ModelHolder:
         self.device = pick_device(self.worker_index) if self._device_request is None else _as_device(self._device_request)
         state = load_state_dict(self.model_dir)
         self.predictor = get_task(self.task_name).build_predictor(manifest, state, self.device)
+        self.keep_jpeg = jpeg_on_device(self.device) and self.image_mode == "RGB"
         batch_size = self._max_batch_size or default_max_batch_size(self.device)
         self.batcher = Batcher(self._run_batch, batch_size, self.max_delay_s,
                                name=f"smcv-batcher-{self.worker_index}").start()
-        logger.info("model loaded in %.2f s (task=%s, device=%s, worker=%d, max_batch_size=%d, max_delay_ms=%g)",
-                    time.monotonic() - started, self.task_name, self.device, self.worker_index, batch_size,
-                    self.max_delay_s * 1000)
+        logger.info("model loaded in %.2f s (task=%s, device=%s, worker=%d, max_batch_size=%d, max_delay_ms=%g, "
+                    "jpeg_decode=%s)", time.monotonic() - started, self.task_name, self.device, self.worker_index,
+                    batch_size, self.max_delay_s * 1000, "device" if self.keep_jpeg else "pil")
         self._warm_up()
         self._ready.set()
 
     def _warm_up(self) -> None:
-        """One forward at batch size 1 and one at the full batch size, through preprocess and encode."""
-        import torch  # workers only: the gunicorn master imports this module and stays without torch
+        """The batching path at batch size 1 and at the full batch size (a JPEG to decode when they are kept), then
+        encode: CUDA kernels, nvJPEG and cuDNN are initialised before the first request."""
+        from smcv.serving.request_image import RequestImage, from_pil  # imports torch: workers only
 
         started = time.monotonic()
-        tensor, meta = self.predictor.preprocess(Image.new(self.image_mode, (64, 64)))
+        blank = Image.new(self.image_mode, (64, 64))
+        image = from_pil(blank)
+        if self.keep_jpeg:
+            buffer = io.BytesIO()
+            blank.save(buffer, format="JPEG")
+            image = RequestImage(None, buffer.getvalue(), blank.size, blank.size)
+        meta = {**self.predictor.request_meta(image.size, image.original_size), "accept": self.predictor.response_types[0]}
         for size in sorted({1, self.batcher.max_batch_size}):
-            with torch.inference_mode():
-                results = self._run_batch(torch.stack([tensor] * size))
+            results = self._run_batch([(image, meta)] * size)
+            if isinstance(results[0], BaseException):
+                raise results[0]
         self.predictor.encode(results[0], {**meta, "custom_attributes": None}, self.predictor.response_types[0])
         logger.info("warm-up done in %.2f s", time.monotonic() - started)
 
-    def _run_batch(self, batch: Any) -> list[Any]:
-        return self.predictor.predict_batch(batch.to(self.device, non_blocking=True))
+    def _run_batch(self, items: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
+        """(RequestImage, meta) items -> one result each; an image the batched decode rejects gets its own 400."""
+        from smcv.serving.request_image import pixels_of  # imports torch: workers only
+
+        import torch  # workers only: the gunicorn master imports this module and stays without torch
+
+        with torch.inference_mode():
+            pixels = pixels_of([image for image, _ in items], self.device)
+            results: list[Any] = [None] * len(items)
+            good = []
+            for number, (found, (image, _)) in enumerate(zip(pixels, items)):
+                if isinstance(found, Exception):
+                    results[number] = codecs.image_error(found, image.jpeg or b"", "image/jpeg")
+                else:
+                    good.append(number)
+            if good:
+                answers = self.predictor.predict_images([pixels[n] for n in good], [items[n][1] for n in good])
+                for number, answer in zip(good, answers):
+                    results[number] = answer
+        return results
 
     @property
     def image_mode(self) -> str:
@@ -203,35 +245,41 @@ class ModelHolder:
         return self.predictor
 
     def infer(self, image: Image.Image, accept: Optional[str], custom_attributes: Optional[str] = None) -> tuple[bytes, str]:
-        """Check readiness, negotiate the Accept header, then run one image; returns (body, content type)."""
+        """Check readiness, negotiate the Accept header, then run one decoded image; returns (body, content type)."""
+        from smcv.serving.request_image import from_pil  # imports torch: workers only
+
         predictor = self.check_ready()
         content_type = codecs.negotiate(accept, predictor.response_types)
-        return self.run(predictor, image, content_type, custom_attributes, codecs.response_options(accept)), content_type
+        image = normalise_mode(image, self.image_mode)
+        return self.run(predictor, from_pil(image), content_type, custom_attributes,
+                        codecs.response_options(accept)), content_type
 
-    def run(self, predictor: Any, image: Image.Image, content_type: str, custom_attributes: Optional[str] = None,
+    def run(self, predictor: Any, image: Any, content_type: str, custom_attributes: Optional[str] = None,
             options: Optional[codecs.ResponseOptions] = None) -> bytes:
-        """Preprocess, batch, predict and encode one image for a ready predictor and a negotiated content type."""
+        """Batch, predict and encode one RequestImage for a ready predictor and a negotiated content type."""
         return self.run_many(predictor, [image], content_type, custom_attributes, options)[0]
 
-    def run_many(self, predictor: Any, images: list[Image.Image], content_type: str,
+    def run_many(self, predictor: Any, images: list[Any], content_type: str,
                  custom_attributes: Optional[str] = None, options: Optional[codecs.ResponseOptions] = None) -> list[bytes]:
-        """Like run for several images, all handed to the batcher before waiting, so they share batches."""
-        prepared = []
-        for number, image in enumerate(images, start=1):
-            try:
-                prepared.append(predictor.preprocess(image))
-            except UserError as exc:
-                where = f" (record {number})" if len(images) > 1 else ""
-                raise HTTPError(400, f"cannot use this image{where}: {exc}") from exc
-        futures = [self.batcher.submit(tensor) for tensor, _ in prepared]
+        """Like run for several RequestImages, all handed to the batcher before waiting, so they share batches;
+        each answer is encoded here, in the request's thread (so PNG and JSON encoding run in parallel)."""
+        metas = [{**predictor.request_meta(image.size, image.original_size), "accept": content_type} for image in images]
+        futures = [self.batcher.submit((image, meta)) for image, meta in zip(images, metas)]
         meta_extra = {"custom_attributes": custom_attributes, "options": options}
-        return [predictor.encode(self._result(future), {**meta, **meta_extra}, content_type)
-                for future, (_, meta) in zip(futures, prepared)]
+        answers = []
+        for number, (future, meta) in enumerate(zip(futures, metas), start=1):
+            result = self._result(future, f" (record {number})" if len(images) > 1 else "")
+            answers.append(predictor.encode(result, {**meta, **meta_extra}, content_type))
+        return answers
 
-    def _result(self, future: Any) -> Any:
-        """The batcher's result for one image, as an HTTPError when it timed out or failed."""
+    def _result(self, future: Any, where: str = "") -> Any:
+        """The batcher's result for one image, as an HTTPError when it timed out or failed (where: its record)."""
         try:
             result = future.result(timeout=self.timeout_s)
+        except HTTPError as exc:  # this image alone could not be used (found in the batched decode)
+            if where:
+                raise HTTPError(exc.status, f"{exc.message}{where}", **exc.details) from None
+            raise
         except FutureTimeout:
             future.cancel()
             raise HTTPError(503, f"inference did not finish within {self.timeout_s:g} s; the worker is overloaded; "

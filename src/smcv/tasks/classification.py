@@ -152,11 +152,11 @@ class ClassificationTask(Task):
             model = model.to(memory_format=torch.channels_last)
         mode = "L" if shape[0] == 1 else "RGB"
         norm = manifest.get("normalization") or dict(zip(("mean", "std"), normalisation(shape[0])))
-        return ClassificationPredictor(model, eval_transform(shape, manifest.get("resize")),
-                                       GpuNormalize(norm["mean"], norm["std"]), mode, bool(manifest.get("multi_label")),
+        return ClassificationPredictor(model, shape, manifest.get("resize"), mode, bool(manifest.get("multi_label")),
                                        list(manifest.get("class_names") or []), device,
                                        input_side=max(int(manifest.get("resize") or 0), *shape[1:]),
-                                       decision_threshold=(manifest.get("decision_threshold") or {}).get("value"))
+                                       decision_threshold=(manifest.get("decision_threshold") or {}).get("value"),
+                                       mean=norm["mean"], std=norm["std"])
 
 
 def _read_splits(hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict],

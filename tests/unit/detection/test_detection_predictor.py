@@ -10,6 +10,7 @@ from PIL import Image
 
 from smcv.detection.model import build_detector, detector_spec
 from smcv.detection.predictor import annotation_response, prediction_response
+from smcv.serving import direct
 from smcv.tasks.detection import DetectionTask
 
 
@@ -23,10 +24,16 @@ def predictor():
 
 
 def run(predictor, image, accept):
-    tensor, meta = predictor.preprocess(image)
-    assert tensor.shape == (3, 300, 300) and tensor.dtype == torch.float32
-    result = predictor.predict_batch(torch.stack([tensor, tensor]))[0]
+    (result, meta), _ = direct.predict(predictor, [image, image], accept)
     return predictor.encode(result, meta, accept)
+
+
+def test_prepare_gives_the_network_input_in_0_1():
+    pred = DetectionTask().build_predictor({"task": "detection", "detector": detector_spec("tiny", 300, 3)},
+                                           build_detector(detector_spec("tiny", 300, 3)).state_dict(), torch.device("cpu"))
+    batch = pred.prepare([torch.full((3, 90, 160), 255, dtype=torch.uint8), torch.zeros((3, 7, 500), dtype=torch.uint8)])
+    assert batch.shape == (2, 3, 300, 300) and batch.dtype == torch.float32
+    assert torch.equal(batch[0], torch.ones(3, 300, 300)) and torch.equal(batch[1], torch.zeros(3, 300, 300))
 
 
 def test_default_json_is_the_builtin_format(predictor):
@@ -73,9 +80,8 @@ def named_predictor():
 def run_with(predictor, image, accept):
     from smcv.serving import codecs
 
-    tensor, meta = predictor.preprocess(image)
-    result = predictor.predict_batch(tensor.unsqueeze(0))[0]
-    return predictor.encode(result, {**meta, "options": codecs.response_options(accept)}, codecs.negotiate(accept, predictor.response_types))
+    chosen = codecs.negotiate(accept, predictor.response_types)
+    return direct.answer(predictor, image, chosen, options=codecs.response_options(accept))
 
 
 def test_verbose_names_each_box_with_fraction_and_pixel_coordinates(named_predictor):

@@ -52,9 +52,9 @@ def test_tiny_ssd_learns_coloured_squares(tmp_path):
     state = {k: v.clone() for k, v in model.state_dict().items()}
     predictor = task.build_predictor(manifest, state, device)
     objects = scene(1)  # two squares
-    tensor, meta = predictor.preprocess(draw(objects, 64, seed=1).resize((128, 96)))
-    result = predictor.predict_batch(tensor.unsqueeze(0))[0]
-    rows = json.loads(predictor.encode(result, meta, "application/json"))["prediction"]
+    from smcv.serving import direct
+
+    rows = json.loads(direct.answer(predictor, draw(objects, 64, seed=1).resize((128, 96)), "application/json"))["prediction"]
     truth = np.array([[l / 64, t / 64, (l + w) / 64, (t + h) / 64] for _, l, t, w, h in objects])
     best = np.array(rows[0][2:])[None]
     assert box_iou(best, truth).max() > 0.5

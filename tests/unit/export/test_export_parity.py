@@ -21,6 +21,8 @@ from smcv import artifact
 from smcv.cli import main as cli_main
 from smcv.export import METADATA_KEY, export_model, read_metadata
 from smcv.segmentation.transforms import normalize
+from smcv.serving import direct
+from smcv.serving.prepare import place
 from smcv.tasks import get_task
 
 ort = pytest.importorskip("onnxruntime")
@@ -35,6 +37,17 @@ def images(count: int = 3) -> list[Image.Image]:
     rng = np.random.default_rng(7)
     sizes = [(40, 30), (64, 64), (25, 50), (80, 48)][:count]
     return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB") for w, h in sizes]
+
+
+def placed(predictor, pictures: list[Image.Image]) -> torch.Tensor:
+    """The uint8 network input serving builds (smcv.serving.prepare), before its normalisation."""
+    tensors = [F.pil_to_tensor(image) for image in pictures]
+    return torch.stack([place(t, predictor.placement(*t.shape[-2:])) for t in tensors])
+
+
+def served_results(predictor, pictures: list[Image.Image]) -> list:
+    """What the server computes for these images in one batch."""
+    return [result for result, _ in direct.predict(predictor, pictures, predictor.response_types[0])]
 
 
 def served(model_dir: Path):
@@ -63,8 +76,8 @@ def exported(model_dir: Path, tmp_path: Path, fmt: str):
 def test_classification_parity(tmp_path, fmt, atol):
     model_dir = write_tiny_model("classification", tmp_path / "model")
     predictor = served(model_dir)
-    batch = torch.stack([predictor.preprocess(image)[0] for image in images()])  # uint8, 32x32
-    expected = np.array(predictor.predict_batch(batch))
+    batch = placed(predictor, images())  # uint8, 32x32
+    expected = np.array(served_results(predictor, images()))
     path, run = exported(model_dir, tmp_path, fmt)
     (probabilities,) = run(batch.float())
     assert probabilities.shape == (3, 3)
@@ -84,8 +97,8 @@ def test_segmentation_parity(tmp_path, fmt, atol, overrides):
     predictor = served(model_dir)
     raw = torch.stack([F.resize(F.pil_to_tensor(image), [64, 64], antialias=True) for image in images()])
     normalised = normalize(raw, predictor.mean, predictor.std)
-    assert torch.equal(normalised[0], predictor.preprocess(images()[0])[0])  # the documented resize is the served one
-    expected = torch.stack(predictor.predict_batch(normalised)).numpy()
+    assert torch.allclose(normalised, predictor.prepare([F.pil_to_tensor(i) for i in images()]), atol=1e-6)  # served
+    expected = torch.softmax(predictor.model(normalised), dim=1).detach().numpy()
     path, run = exported(model_dir, tmp_path, fmt)
     (probabilities,) = run(raw.float())
     assert probabilities.shape == (3, 3, 64, 64)
@@ -112,8 +125,8 @@ def postprocess(boxes: np.ndarray, scores: np.ndarray, metadata: dict) -> dict[s
 def test_detection_parity(tmp_path, fmt, atol):
     model_dir = write_tiny_model("detection", tmp_path / "model")
     predictor = served(model_dir)
-    batch = torch.stack([predictor.preprocess(image)[0] for image in images(2)])  # 0-1 floats, 300x300
-    expected = predictor.predict_batch(batch)
+    batch = placed(predictor, images(2)).float() / 255.0  # 0-1 floats, 300x300
+    expected = served_results(predictor, images(2))
     path, run = exported(model_dir, tmp_path, fmt)
     boxes, scores = run(batch * 255.0)
     assert boxes.shape[0] == scores.shape[0] == 2 and boxes.shape[2] == 4 and scores.shape[2] == 2

@@ -17,6 +17,7 @@ from smcv.data.recordio import MAGIC
 from smcv.segmentation.fcn import FCNLogits
 from smcv.segmentation.losses import SegmentationCriterion
 from smcv.segmentation.model import build_network
+from smcv.serving import direct
 from smcv.task_api import PreparedData
 from smcv.tasks.segmentation import SegmentationTask
 from smcv.train import init_from_model_channel
@@ -95,11 +96,9 @@ def test_manifest_rebuilds_the_served_fcn_with_builtin_answers():
     assert "encoder_depth" not in manifest and isinstance(build_network(manifest), FCNLogits)
     predictor = task.build_predictor(manifest, model.state_dict(), CPU)
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8), "RGB")
-    tensor, meta = predictor.preprocess(image)
-    result = predictor.predict_batch(tensor[None])[0]
-    mask = Image.open(io.BytesIO(predictor.encode(result, meta, "image/png")))
+    mask = Image.open(io.BytesIO(direct.answer(predictor, image, "image/png")))
     assert mask.mode == "P" and mask.size == (70, 50) and int(np.array(mask).max()) <= 2
-    body = json.loads(predictor.encode(result, meta, "application/json"))
+    body = json.loads(direct.answer(predictor, image, "application/json"))
     assert body["shape"] == [50, 70] and sum(body["class_counts"].values()) == 50 * 70
-    record = predictor.encode(result, meta, "application/x-recordio-protobuf")
+    record = direct.answer(predictor, image, "application/x-recordio-protobuf")
     assert record[:4] == struct.pack("<I", MAGIC) and len(record) > 3 * 50 * 70 * 4  # one record: C x H x W float32 values

@@ -13,6 +13,7 @@ from PIL import Image
 
 from smcv.segmentation.model import IMAGENET_MEAN, IMAGENET_STD, build_network
 from smcv.segmentation.predictor import JSON_PROBABILITY_SIDE, RESPONSE_TYPES, SegmentationPredictor
+from smcv.serving import direct
 from smcv.tasks.segmentation import SegmentationTask
 
 CPU = torch.device("cpu")
@@ -38,8 +39,7 @@ def predictor(mode="letterbox", size=32, names=("background", "red")) -> Segment
 
 
 def run(pred: SegmentationPredictor, image: Image.Image, accept: str) -> bytes:
-    tensor, meta = pred.preprocess(image)
-    return pred.encode(pred.predict_batch(tensor.unsqueeze(0))[0], meta, accept)
+    return direct.answer(pred, image, accept)
 
 
 @pytest.mark.parametrize("mode", ["letterbox", "resize"])
@@ -51,10 +51,10 @@ def test_png_is_an_indexed_class_mask_at_the_input_size(mode):
     assert (labels[:, :23] == 1).all() and (labels[:, 27:] == 0).all()
 
 
-def test_preprocess_gives_one_size_for_any_image():
+def test_prepare_gives_one_size_for_any_image():
     pred = predictor()
-    shapes = {pred.preprocess(Image.new("RGB", size))[0].shape for size in ((50, 30), (17, 90), (32, 32), (7, 7))}
-    assert shapes == {(3, 32, 32)}
+    images = [torch.zeros((3, h, w), dtype=torch.uint8) for w, h in ((50, 30), (17, 90), (32, 32), (7, 7))]
+    assert pred.prepare(images).shape == (4, 3, 32, 32)
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -189,9 +189,7 @@ def test_build_predictor_from_manifest_alone():
     state = build_network(manifest).state_dict()
     pred = SegmentationTask().build_predictor(json.loads(json.dumps(manifest)), state, CPU)
     images = [Image.new("RGB", (45, 20), (10, 200, 30)), Image.new("RGB", (20, 45))]
-    tensors, metas = zip(*(pred.preprocess(img) for img in images))
-    results = pred.predict_batch(torch.stack(tensors))
-    for img, result, meta in zip(images, results, metas):
+    for img, (result, meta) in zip(images, direct.predict(pred, images, "image/png")):
         mask = Image.open(io.BytesIO(pred.encode(result, meta, "image/png")))
         assert mask.size == img.size and int(np.array(mask).max()) < 3
 

@@ -64,8 +64,9 @@ def test_short_training_learns_and_round_trips(tmp_path):
     from PIL import Image
     import io
     pil = Image.open(io.BytesIO(image)).convert("RGB")
-    tensor, meta = predictor.preprocess(pil)
-    mask = Image.open(io.BytesIO(predictor.encode(predictor.predict_batch(tensor[None])[0], meta, "image/png")))
+    from smcv.serving import direct
+
+    mask = Image.open(io.BytesIO(direct.answer(predictor, pil, "image/png")))
     assert mask.size == pil.size
 
 

@@ -1,4 +1,5 @@
-"""Dynamic batching: concurrent items join one batch, shapes are grouped, failures stay in their batch."""
+"""Dynamic batching: concurrent items join one batch (any shapes: preprocessing comes after batching), a raised
+failure stays in its batch, a returned exception fails only its own item."""
 
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ class Recorder:
         self.release = threading.Event()
         self.release.set()
 
-    def __call__(self, batch: torch.Tensor) -> list[float]:
+    def __call__(self, items: list[torch.Tensor]) -> list[object]:
         self.release.wait()
-        self.sizes.append(batch.shape[0])
+        self.sizes.append(len(items))
         self.grad_enabled.append(torch.is_grad_enabled())
-        if (batch == -1).all(dim=tuple(range(1, batch.dim()))).any():
+        if any((item == -1).all() for item in items):
             raise ValueError("poison")
-        return [float(item.sum()) for item in batch]
+        return [KeyError(f"bad item {float(item.sum())}") if (item == -2).all() else float(item.sum()) for item in items]
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_batch_size_limit_splits(recorder):
     assert max(recorder.sizes) <= 2 and sum(recorder.sizes) == 5
 
 
-def test_different_shapes_are_grouped(recorder):
+def test_different_shapes_share_one_batch(recorder):
     batcher = Batcher(recorder, max_batch_size=8, max_delay_s=0.25).start()
     try:
         futures = [batcher.submit(torch.ones(3, 4, 4)), batcher.submit(torch.ones(3, 2, 2)),
@@ -65,18 +66,32 @@ def test_different_shapes_are_grouped(recorder):
         assert [f.result(timeout=30) for f in futures] == [48.0, 12.0, 48.0]
     finally:
         batcher.stop()
-    assert sorted(recorder.sizes) == [1, 2]
+    assert recorder.sizes == [3]
+
+
+def test_a_returned_exception_fails_only_its_item(recorder):
+    batcher = Batcher(recorder, max_batch_size=8, max_delay_s=0.25).start()
+    try:
+        futures = [batcher.submit(torch.ones(2)), batcher.submit(torch.full((2,), -2.0)), batcher.submit(torch.ones(3))]
+        assert futures[0].result(timeout=30) == 2.0 and futures[2].result(timeout=30) == 3.0
+        with pytest.raises(KeyError, match="bad item -4.0"):
+            futures[1].result(timeout=30)
+    finally:
+        batcher.stop()
+    assert recorder.sizes == [3]
 
 
 def test_a_failing_batch_fails_only_its_requests(recorder):
-    batcher = Batcher(recorder, max_batch_size=8, max_delay_s=0.2).start()
+    recorder.release.clear()
+    batcher = Batcher(recorder, max_batch_size=2, max_delay_s=0.2).start()
     try:
         poisoned = [batcher.submit(torch.full((2,), -1.0)), batcher.submit(torch.ones(2))]
-        bad_shape = batcher.submit(torch.ones(5))  # another group in the same collection: unaffected
+        later = batcher.submit(torch.ones(5))  # the next batch (the limit is 2): unaffected
+        recorder.release.set()
         for future in poisoned:
             with pytest.raises(ValueError, match="poison"):
                 future.result(timeout=30)
-        assert bad_shape.result(timeout=30) == 5.0
+        assert later.result(timeout=30) == 5.0
         assert batcher.submit(torch.ones(2)).result(timeout=30) == 2.0  # the thread keeps running
     finally:
         batcher.stop()
