@@ -6,6 +6,9 @@ concurrencies; and the server overhead at concurrency 1: request latency minus t
 Models are random-weight artifacts made as a job saves them (bench networks: ResNet-50 224 px, SSD300-VGG16,
 UNet-ResNet34 512 px; --network/--size change them). Bodies: a 640x480 JPEG (IC, OD) or PNG (SS). Every load is
 bounded by --requests and --seconds; the servers listen on loopback only and are killed at the end.
+--jpeg-decode pil device adds, per mode, a batching server with SMCV_JPEG_DECODE set to it and the in-process
+stages with that decode (JPEG bodies: Pillow in the request threads vs the batched torchvision/nvJPEG decode on the
+device), to compare the two on a GPU.
 Prints one JSON object. Usage: python bench/serving_http.py [--tasks classification] [--concurrency 1 16 64]
 """
 
@@ -26,6 +29,8 @@ from benchlib.payloads import body
 from benchlib.server import serving
 
 BATCH_ONE = {"SMCV_MAX_BATCH_SIZE": "1", "SMCV_MAX_BATCH_DELAY_MS": "0"}
+#: where JPEG bodies are decoded: Pillow in the request threads, or batched on the device (SMCV_JPEG_DECODE)
+JPEG_DECODE_MODES = ("pil", "device")
 
 
 def per_task(items: list[str], kind: type = str) -> dict[str, object]:
@@ -62,6 +67,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--image", default="640x480", help="request image WIDTHxHEIGHT")
     parser.add_argument("--repeats", type=int, default=30, help="in-process runs for the model time")
     parser.add_argument("--client-processes", type=int, default=max(1, min(8, (os.cpu_count() or 2) // 2)))
+    parser.add_argument("--jpeg-decode", nargs="*", default=[], choices=JPEG_DECODE_MODES,
+                        help="also run a batching server per SMCV_JPEG_DECODE mode (batched_jpeg_<mode>)")
     return parser.parse_args()
 
 
@@ -92,7 +99,9 @@ def main() -> None:
             folders[task] = make_model_dir(task, base / "model", networks.get(task), sizes.get(task), hps.get(task))
             bodies[task] = body(task, width, height)
             found = {"body": bodies[task][1], "body_bytes": len(bodies[task][0])}
-            for name, env in (("batched", batched_env), ("batch1", BATCH_ONE)):
+            servers = [("batched", batched_env), ("batch1", BATCH_ONE),
+                       *((f"batched_jpeg_{mode}", {**batched_env, "SMCV_JPEG_DECODE": mode}) for mode in args.jpeg_decode)]
+            for name, env in servers:
                 with serving(base, str(device), env) as url:
                     found[name] = loads(url, *bodies[task], args)
             results[task] = found
@@ -100,6 +109,10 @@ def main() -> None:
             stages = {k: round(v, 2) for k, v in stage_ms(folders[task], *bodies[task], device, args.repeats).items()}
             found, top, c1 = results[task], f"c{max(args.concurrency)}", f"c{min(args.concurrency)}"
             found["inprocess_ms"] = stages
+            for mode in args.jpeg_decode:
+                found[f"inprocess_ms_jpeg_{mode}"] = {
+                    k: round(v, 2) for k, v in stage_ms(folders[task], *bodies[task], device, args.repeats,
+                                                        keep_jpeg=mode == "device").items()}
             found[f"batched_to_batch1_{top}"] = ratio(found["batched"][top]["images_per_s"],
                                                        found["batch1"][top]["images_per_s"])
             found[f"server_overhead_ms_{c1}"] = round(found["batch1"][c1]["p50_ms"] - stages["total"], 2)

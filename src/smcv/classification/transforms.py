@@ -96,7 +96,7 @@ def eval_transform(image_shape: tuple[int, int, int], resize: Optional[int]) -> 
 def eval_placement(image_shape: tuple[int, int, int], resize: Optional[int], height: int, width: int) -> Placement:
     """eval_transform's geometry for one height x width image, for serving's batched resize (smcv.serving.prepare):
     shorter side to `resize` (torchvision's rounding), upscaled when the crop would not fit, centre crop; or a direct
-    resize. One resize where eval_transform may chain two (only when `resize` is below the crop)."""
+    resize."""
     _, crop_h, crop_w = image_shape
     if not resize:
         return Placement((crop_h, crop_w), (crop_h, crop_w))
@@ -104,6 +104,7 @@ def eval_placement(image_shape: tuple[int, int, int], resize: Optional[int], hei
     new_short, new_long = resize, int(resize * long / short)
     new_h, new_w = (new_long, new_short) if width <= height else (new_short, new_long)
     scale = max(crop_h / new_h, crop_w / new_w)
-    if scale > 1:
-        new_h, new_w = max(crop_h, round(new_h * scale)), max(crop_w, round(new_w * scale))
-    return centre_crop((new_h, new_w), (crop_h, crop_w))
+    if scale <= 1:
+        return centre_crop((new_h, new_w), (crop_h, crop_w))
+    upscaled = (max(crop_h, round(new_h * scale)), max(crop_w, round(new_w * scale)))
+    return centre_crop(upscaled, (crop_h, crop_w), via=(new_h, new_w))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torchvision.transforms.v2 import functional as F
@@ -13,22 +13,26 @@ from torchvision.transforms.v2 import functional as F
 class Placement:
     """Where one image goes in the network input: resized to `resized` (height, width), then the `canvas` (height,
     width) window starting at `offset` (top, left) of the resized image is kept; what the window leaves uncovered
-    (right and bottom, as letterboxing does) is 0 before normalisation."""
+    (right and bottom, as letterboxing does) is 0 before normalisation. `via` is an earlier resize, for transforms
+    that resize twice (classification's shorter side below the crop, then upscaled)."""
 
     resized: tuple[int, int]
     canvas: tuple[int, int]
     offset: tuple[int, int] = (0, 0)
+    via: Optional[tuple[int, int]] = None
 
 
-def centre_crop(resized: tuple[int, int], canvas: tuple[int, int]) -> Placement:
+def centre_crop(resized: tuple[int, int], canvas: tuple[int, int], via: Optional[tuple[int, int]] = None) -> Placement:
     """Resize, then the central canvas window (torchvision CenterCrop's rounding)."""
     top = int(round((resized[0] - canvas[0]) / 2.0))
     left = int(round((resized[1] - canvas[1]) / 2.0))
-    return Placement(resized, canvas, (max(0, top), max(0, left)))
+    return Placement(resized, canvas, (max(0, top), max(0, left)), via)
 
 
 def place(image: torch.Tensor, placement: Placement) -> torch.Tensor:
     """One uint8 CHW image resized (bilinear, antialiased) and cut or padded to its canvas, on its own device."""
+    if placement.via is not None:
+        image = F.resize(image, list(placement.via), antialias=True)
     resized = F.resize(image, list(placement.resized), antialias=True)
     top, left = placement.offset
     height = min(placement.canvas[0], resized.shape[-2] - top)
