@@ -1,0 +1,171 @@
+"""JPEGs kept encoded by the request threads and decoded in batches by torchvision (nvJPEG on a GPU; here the same
+function on the CPU, SMCV_JPEG_DECODE=device): equal to Pillow's decode, a bad image fails only its own request,
+header limits still apply, and concurrent callers each get their own answer."""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from smcv.data.images import decode_image
+from smcv.errors import DataError
+from smcv.serving import codecs
+from smcv.serving.app import create_app
+from smcv.serving.request_image import decode_jpegs, pixels_of
+
+CPU = torch.device("cpu")
+
+
+def jpeg(width: int = 80, height: int = 60, seed: int = 0, colour: tuple[int, int, int] | None = None, **save) -> bytes:
+    """A noisy (or solid) RGB JPEG."""
+    if colour is None:
+        array = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        image = Image.fromarray(array, "RGB")
+    else:
+        image = Image.new("RGB", (width, height), colour)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90, **save)
+    return out.getvalue()
+
+
+def corrupt(data: bytes) -> bytes:
+    """Header intact (Pillow opens it, the end marker is there) but an unknown marker inside the scan: only a full
+    decode finds it."""
+    scan = data.index(b"\xff\xda") + 20
+    return data[:scan] + b"\xff\x78" + data[scan + 2:]
+
+
+def huge(data: bytes, width: int = 60000, height: int = 60000) -> bytes:
+    """The same JPEG with its frame header declaring width x height (a decompression bomb's header)."""
+    frame = data.index(b"\xff\xc0")
+    return data[:frame + 5] + struct.pack(">HH", height, width) + data[frame + 9:]
+
+
+def test_torchvision_decode_equals_pillow():
+    bodies = [jpeg(80, 60, seed=1), jpeg(33, 17, seed=2), jpeg(64, 48, seed=3, subsampling=0)]
+    decoded = decode_jpegs(bodies, CPU)
+    for body, pixels in zip(bodies, decoded):
+        reference = torch.from_numpy(np.array(decode_image(body, "test"))).permute(2, 0, 1)
+        assert pixels.shape == reference.shape and pixels.dtype == torch.uint8
+        assert (pixels.int() - reference.int()).abs().max() <= 1  # the same libjpeg-turbo on the CPU: in fact equal
+
+
+def test_a_bad_jpeg_in_a_batch_fails_alone():
+    good = [jpeg(seed=1), jpeg(seed=2)]
+    decoded = decode_jpegs([good[0], corrupt(jpeg(seed=3)), good[1]], CPU)
+    assert isinstance(decoded[1], DataError) and "0x78" in str(decoded[1])
+    assert [tuple(d.shape) for d in (decoded[0], decoded[2])] == [(3, 60, 80)] * 2
+    assert torch.equal(decoded[2], decode_jpegs([good[1]], CPU)[0])
+
+
+def test_request_threads_keep_only_plain_colour_jpegs():
+    def kept(body: bytes, mode: str = "RGB") -> bool:
+        return codecs.read_request_image(body, "application/x-image", mode, keep_jpeg=True).jpeg is not None
+
+    assert kept(jpeg())
+    assert not kept(jpeg(), mode="L")  # grey models: Pillow's luminance, as in training
+    grey = io.BytesIO()
+    Image.new("L", (20, 10), 9).save(grey, format="JPEG")
+    assert not kept(grey.getvalue())
+    rotated = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (20, 10)).save(rotated, format="JPEG", exif=exif)
+    image = codecs.read_request_image(rotated.getvalue(), "image/jpeg", keep_jpeg=True)
+    assert image.jpeg is None and image.size == (10, 20)  # Pillow applied the rotation
+    body = jpeg()
+    with pytest.raises(Exception) as truncated:
+        codecs.read_request_image(body[: len(body) // 2], "image/jpeg", keep_jpeg=True)  # no end marker: Pillow decides
+    assert truncated.value.status == 400 and "truncated" in truncated.value.details["detail"]
+    with pytest.raises(Exception) as bomb:
+        codecs.read_request_image(huge(body), "image/jpeg", keep_jpeg=True)
+    assert bomb.value.status == 413 and bomb.value.details["image_pixels"] == 60000 * 60000
+
+
+def test_pixels_of_mixes_decoded_and_kept_images():
+    kept = codecs.read_request_image(jpeg(seed=4), "image/jpeg", keep_jpeg=True)
+    png = io.BytesIO()
+    Image.new("RGB", (7, 5), (1, 2, 3)).save(png, format="PNG")
+    decoded = codecs.read_request_image(png.getvalue(), "image/png", keep_jpeg=True)
+    found = pixels_of([decoded, kept], CPU)
+    assert found[0] is decoded.pixels and tuple(found[1].shape) == (3, 60, 80)
+
+
+@pytest.fixture
+def device_decoding(monkeypatch):
+    monkeypatch.setenv("SMCV_JPEG_DECODE", "device")
+
+
+def post(client, data, content_type="image/jpeg"):
+    return client.post("/invocations", data=data, headers={"Content-Type": content_type, "Accept": "application/json"})
+
+
+def test_one_bad_jpeg_fails_only_its_request_in_a_shared_batch(make_holder, device_decoding):
+    holder = make_holder(max_batch_size=8, max_delay_ms=300)
+    assert holder.keep_jpeg
+    app = create_app(holder)
+    bodies = [jpeg(colour=(200, 30, 30)), corrupt(jpeg(seed=5)), jpeg(colour=(30, 30, 200))]
+    answers: list = [None] * 3
+
+    def call(index: int) -> None:
+        answers[index] = post(app.test_client(), bodies[index])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert max(holder.predictor.batch_sizes) >= 2  # the good ones shared a batch with the bad one's decode
+    assert [a.status_code for a in answers] == [200, 400, 200]
+    error = answers[1].get_json()
+    assert error["status"] == 400 and "cannot be decoded" in error["error"] and "0x78" in error["detail"]
+    assert answers[0].get_json()["mean"][0] > 0.7 and answers[2].get_json()["mean"][2] > 0.7
+    assert post(app.test_client(), jpeg(colour=(30, 200, 30))).status_code == 200  # the worker keeps serving
+
+
+@pytest.mark.parametrize("body,content_type,status,named", [
+    (corrupt(jpeg()), "image/jpeg", 400, "0x78"),
+    (jpeg()[:900], "image/jpeg", 400, "truncated"),
+    (huge(jpeg()), "image/jpeg", 413, "3600.0 Mpx"),
+    (b"GIF89a" + b"\0" * 40, "application/x-image", 415, "GIF"),
+    (b"not an image at all", "application/x-image", 400, "cannot be decoded"),
+])
+def test_bad_payloads_get_a_json_4xx_naming_the_problem(make_holder, device_decoding, body, content_type, status,
+                                                          named):
+    client = create_app(make_holder()).test_client()
+    response = post(client, body, content_type)
+    assert response.status_code == status and response.mimetype == "application/json"
+    assert named in str(response.get_json())
+    assert post(client, jpeg(colour=(9, 9, 9))).status_code == 200
+
+
+@pytest.mark.parametrize("decoding", ["device", "pil"])
+def test_concurrent_callers_each_get_their_own_answer(make_holder, monkeypatch, decoding):
+    """16 threads, each posting its own colour at its own size (JPEG and PNG mixed), batched together."""
+    monkeypatch.setenv("SMCV_JPEG_DECODE", decoding)
+    holder = make_holder(max_batch_size=8, max_delay_ms=50)
+    app = create_app(holder)
+    colours = [(16 * i, 255 - 16 * i, (80 * i) % 256) for i in range(16)]
+    answers: list = [None] * 16
+
+    def call(index: int) -> None:
+        fmt = "JPEG" if index % 2 else "PNG"
+        out = io.BytesIO()
+        Image.new("RGB", (20 + 7 * index, 30 + 3 * index), colours[index]).save(out, format=fmt)
+        answers[index] = post(app.test_client(), out.getvalue(), f"image/{fmt.lower()}")
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for colour, answer in zip(colours, answers):
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        assert np.abs(np.array(answer.get_json()["mean"]) * 255 - colour).max() < 4  # JPEG's rounding at most
+    assert max(holder.predictor.batch_sizes) > 1 and sum(holder.predictor.batch_sizes) >= 16
