@@ -76,12 +76,18 @@ def default_max_batch_size(device: Any) -> int:
     return max(1, env_number(ENV_MAX_BATCH_SIZE, 8 if device.type == "cuda" else 4, int))
 
 
-def jpeg_on_device(device: Any) -> bool:
-    """$SMCV_JPEG_DECODE: whether colour JPEGs are kept encoded and decoded in batches on the device (auto: on a GPU;
-    Pillow in the request threads is as fast on a CPU and overlaps the model there)."""
+def jpeg_decode_setting() -> str:
+    """$SMCV_JPEG_DECODE: auto (default), device or pil; another value is a ValueError naming the choices."""
     wanted = os.environ.get(ENV_JPEG_DECODE, "").strip().lower() or "auto"
     if wanted not in JPEG_DECODE_CHOICES:
         raise ValueError(f"{ENV_JPEG_DECODE}={wanted!r} is not one of {', '.join(JPEG_DECODE_CHOICES)}; unset it for auto")
+    return wanted
+
+
+def jpeg_on_device(device: Any) -> bool:
+    """Whether colour JPEGs are kept encoded and decoded in batches on the device: $SMCV_JPEG_DECODE, auto meaning on
+    a GPU (on a CPU, Pillow in the request threads runs the same libjpeg-turbo and overlaps the model)."""
+    wanted = jpeg_decode_setting()
     return wanted == "device" or (wanted == "auto" and device.type == "cuda")
 
 

@@ -45,7 +45,7 @@ from smcv.data.images import max_image_pixels
 from smcv.errors import ConfigError
 from smcv.serving.app import max_payload_mb
 from smcv.serving.gunicorn_conf import ServerSettings, SmcvApplication
-from smcv.serving.model_holder import DEFAULT_MAX_DELAY_MS, env_number, model_timeout_s
+from smcv.serving.model_holder import DEFAULT_MAX_DELAY_MS, env_number, jpeg_decode_setting, model_timeout_s
 from smcv.threads import export_threads
 
 logger = logging.getLogger("smcv.serving")
@@ -96,6 +96,7 @@ def resolve_settings(args: Optional[argparse.Namespace] = None) -> ServerSetting
     model_dir = Path(args.model_dir) if args and args.model_dir else Paths.from_env().model_dir
 
     max_image_pixels()  # a bad value stops `serve` here with one line, not each worker at boot
+    jpeg_decode_setting()  # likewise
     return ServerSettings(
         port=port, workers=workers, threads=threads, timeout_s=model_timeout_s(), model_dir=model_dir,
         payload_mb=max_payload_mb(), max_batch_size=batch,
