@@ -60,16 +60,17 @@ def test_ssd_vs_reference():
 def test_serving_http():
     result = run_bench("serving_http.py", "--tasks", "classification", "--network", "classification=18",
                        "--size", "classification=32", "--concurrency", "1", "2", "--requests", "4", "--seconds", "10",
-                       "--repeats", "2", "--client-processes", "1")
+                       "--repeats", "2", "--client-processes", "1", "--jpeg-decode", "device")
     assert result["bench"] == "serving_http" and set(result["tasks"]) == {"classification"}
     found = result["tasks"]["classification"]
     assert found["body"] == "image/jpeg"
-    for server in ("batched", "batch1"):
+    for server in ("batched", "batch1", "batched_jpeg_device"):
         for load in ("c1", "c2"):
             figures = found[server][load]
             assert figures["errors"] == 0, (server, load, figures)
             assert_positive(figures, "images_per_s", "p50_ms", "p99_ms", "requests")
-    assert_positive(found["inprocess_ms"], "decode", "preprocess", "model", "encode", "total")
+    for stages in ("inprocess_ms", "inprocess_ms_jpeg_device"):
+        assert_positive(found[stages], "decode", "preprocess", "model", "encode", "total")
     assert_positive(found, "batched_to_batch1_c2", "pre_post_to_model")
     for key in ("server_overhead_ms_c1", "batched_server_overhead_ms_c1"):
         assert isinstance(found[key], float), key  # a difference of two timings: its sign is not checked on CPU
