@@ -169,3 +169,63 @@ def test_concurrent_callers_each_get_their_own_answer(make_holder, monkeypatch, 
         assert answer.status_code == 200, answer.get_data(as_text=True)
         assert np.abs(np.array(answer.get_json()["mean"]) * 255 - colour).max() < 4  # JPEG's rounding at most
     assert max(holder.predictor.batch_sizes) > 1 and sum(holder.predictor.batch_sizes) >= 16
+
+
+@pytest.mark.parametrize("task,fmt", [("classification", "JPEG"), ("segmentation", "PNG"), ("segmentation", "JPEG")])
+def test_concurrent_callers_of_a_real_model_get_the_single_image_answer(tmp_path, monkeypatch, task, fmt):
+    """16 threads post different photos of different sizes to a tiny real model; each answer equals the one the
+    predictor gives for that image alone (probabilities within 1e-5, masks on >= 99% of the pixels)."""
+    from smcv.serving import direct
+    from smcv.serving.model_holder import ModelHolder
+    from tests.helpers.exportmodels import write_tiny_model
+    from tests.unit.serving.test_serving_prepare import photos
+
+    monkeypatch.setenv("SMCV_JPEG_DECODE", "device")
+    model_dir = write_tiny_model(task, tmp_path / task)
+    holder = ModelHolder(model_dir, "cpu", max_batch_size=8, max_delay_ms=50)
+    holder.load()
+    sizes: list[int] = []
+    run_batch = holder.predictor.predict_batch
+
+    def recording(batch, metas):  # the real predict_batch, with the batch sizes noted
+        sizes.append(int(batch.shape[0]))
+        return run_batch(batch, metas)
+
+    monkeypatch.setattr(holder.predictor, "predict_batch", recording)
+    try:
+        app = create_app(holder)
+        images = photos([(30 + 9 * i, 70 - 2 * i) for i in range(16)], seed=11)
+        bodies = []
+        for image in images:
+            out = io.BytesIO()
+            image.save(out, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+            bodies.append(out.getvalue())
+        accept = "application/json" if task == "classification" else "image/png"
+        answers: list = [None] * 16
+
+        def call(index: int) -> None:
+            answers[index] = app.test_client().post("/invocations", data=bodies[index],
+                                                    headers={"Content-Type": f"image/{fmt.lower()}", "Accept": accept})
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert max(sizes) > 1 and sum(sizes) == 16  # the callers shared batches
+        for body, answer in zip(bodies, answers):
+            assert answer.status_code == 200, answer.get_data(as_text=True)
+            alone = direct.answer(holder.predictor, Image.open(io.BytesIO(body)), accept)
+            if task == "classification":
+                assert np.abs(np.subtract(answer.get_json(), json_list(alone))).max() < 1e-5
+            else:
+                got, want = np.array(Image.open(io.BytesIO(answer.data))), np.array(Image.open(io.BytesIO(alone)))
+                assert got.shape == want.shape and (got == want).mean() >= 0.99
+    finally:
+        holder.close()
+
+
+def json_list(body: bytes) -> list:
+    import json
+
+    return json.loads(body)
