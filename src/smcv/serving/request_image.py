@@ -83,16 +83,24 @@ def decoder_reason(exc: BaseException) -> str:
 
 
 def pixels_of(images: Sequence[RequestImage], device: torch.device) -> list[Union[torch.Tensor, DataError]]:
-    """Every image's uint8 CHW pixels: Pillow-decoded ones as they are, kept JPEGs decoded together on `device`
-    (a JPEG whose decoded size differs from its header's fails as a DataError)."""
+    """Every image's uint8 CHW pixels: Pillow-decoded ones as they are, kept JPEGs decoded together on `device`; a
+    JPEG the device decoder refuses (or decodes to another size than its header's) is decoded by Pillow instead, so
+    a valid image nvJPEG cannot read still gets its answer, and a broken one fails alone with Pillow's reason."""
     found: list[Union[torch.Tensor, DataError, None]] = [image.pixels for image in images]
     kept = [number for number, image in enumerate(images) if image.jpeg is not None]
     if kept:
         decoded = decode_jpegs([images[number].jpeg for number in kept], device)  # type: ignore[misc]
         for number, pixels in zip(kept, decoded):
             width, height = images[number].size
-            if isinstance(pixels, torch.Tensor) and tuple(pixels.shape[-2:]) != (height, width):
-                pixels = DataError(f"cannot decode the JPEG: it decoded to {pixels.shape[-1]}x{pixels.shape[-2]} "
-                                   f"pixels but its header says {width}x{height}")
+            if not isinstance(pixels, torch.Tensor) or tuple(pixels.shape[-2:]) != (height, width):
+                pixels = _pillow_pixels(images[number].jpeg)  # type: ignore[arg-type]
             found[number] = pixels
     return found  # type: ignore[return-value]
+
+
+def _pillow_pixels(jpeg: bytes) -> Union[torch.Tensor, DataError]:
+    """RGB uint8 CHW pixels by Pillow (the header was checked when the request arrived), or its DataError."""
+    try:
+        return F.pil_to_tensor(decode_image(jpeg, "request body", "RGB", formats=("JPEG",)))
+    except DataError as exc:
+        return exc

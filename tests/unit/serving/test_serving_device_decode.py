@@ -88,13 +88,16 @@ def test_request_threads_keep_only_plain_colour_jpegs():
     assert bomb.value.status == 413 and bomb.value.details["image_pixels"] == 60000 * 60000
 
 
-def test_pixels_of_mixes_decoded_and_kept_images():
+def test_pixels_of_mixes_decoded_and_kept_images_and_names_pillows_reason_for_a_bad_one():
     kept = codecs.read_request_image(jpeg(seed=4), "image/jpeg", keep_jpeg=True)
     png = io.BytesIO()
     Image.new("RGB", (7, 5), (1, 2, 3)).save(png, format="PNG")
     decoded = codecs.read_request_image(png.getvalue(), "image/png", keep_jpeg=True)
-    found = pixels_of([decoded, kept], CPU)
+    broken = codecs.read_request_image(corrupt(jpeg(seed=5)), "image/jpeg", keep_jpeg=True)
+    assert broken.jpeg is not None  # its header is fine: only the batched decode finds the damage
+    found = pixels_of([decoded, kept, broken], CPU)
     assert found[0] is decoded.pixels and tuple(found[1].shape) == (3, 60, 80)
+    assert isinstance(found[2], DataError) and "broken data stream" in str(found[2])  # as on the Pillow path
 
 
 @pytest.fixture
@@ -124,13 +127,13 @@ def test_one_bad_jpeg_fails_only_its_request_in_a_shared_batch(make_holder, devi
     assert max(holder.predictor.batch_sizes) >= 2  # the good ones shared a batch with the bad one's decode
     assert [a.status_code for a in answers] == [200, 400, 200]
     error = answers[1].get_json()
-    assert error["status"] == 400 and "cannot be decoded" in error["error"] and "0x78" in error["detail"]
+    assert error["status"] == 400 and "cannot be decoded" in error["error"] and "broken data stream" in error["detail"]
     assert answers[0].get_json()["mean"][0] > 0.7 and answers[2].get_json()["mean"][2] > 0.7
     assert post(app.test_client(), jpeg(colour=(30, 200, 30))).status_code == 200  # the worker keeps serving
 
 
 @pytest.mark.parametrize("body,content_type,status,named", [
-    (corrupt(jpeg()), "image/jpeg", 400, "0x78"),
+    (corrupt(jpeg()), "image/jpeg", 400, "broken data stream"),
     (jpeg()[:900], "image/jpeg", 400, "truncated"),
     (huge(jpeg()), "image/jpeg", 413, "3600.0 Mpx"),
     (b"GIF89a" + b"\0" * 40, "application/x-image", 415, "GIF"),
