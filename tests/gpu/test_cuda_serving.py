@@ -1,0 +1,76 @@
+"""Serving's device path on a GPU (pytest tests/gpu): nvJPEG decode against Pillow, the batched resize on the GPU
+against the CPU's, a broken JPEG failing alone, and served answers agreeing with the CPU's.
+
+Bounds: the resize on the GPU rounds through float, the CPU's runs in integers: at most 2 grey levels apart (mean
+under 0.1). nvJPEG's IDCT and chroma upsampling differ from libjpeg-turbo's: mean under 2 levels on a photo-like
+image. Answers: probabilities within 2e-2 (preprocessing moves them by far less than 1e-2, BF16 autocast by up to
+about 1e-2, as in test_cuda.py's parity check)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms.v2 import functional as F
+
+from smcv import artifact
+from smcv.data.images import decode_image
+from smcv.errors import DataError
+from smcv.serving import codecs, direct
+from smcv.serving.request_image import decode_jpegs, pixels_of
+from smcv.tasks import get_task
+from tests.helpers.exportmodels import write_tiny_model
+from tests.unit.serving.test_serving_device_decode import corrupt
+from tests.unit.serving.test_serving_prepare import MIXED, photos
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+CUDA = torch.device("cuda")
+
+
+def jpegs(sizes=MIXED) -> list[bytes]:
+    found = []
+    for image in photos(sizes):
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=90)
+        found.append(out.getvalue())
+    return found
+
+
+def test_nvjpeg_decode_is_close_to_pillow():
+    for body, pixels in zip(jpegs(), decode_jpegs(jpegs(), CUDA)):
+        reference = F.pil_to_tensor(decode_image(body, "test")).to(CUDA)
+        assert pixels.device.type == "cuda" and pixels.shape == reference.shape
+        assert (pixels.float() - reference.float()).abs().mean() < 2.0
+
+
+def test_a_broken_jpeg_in_a_cuda_batch_fails_alone():
+    bodies = jpegs()[:2]
+    images = [codecs.read_request_image(b, "image/jpeg", keep_jpeg=True) for b in (bodies[0], corrupt(bodies[0]), bodies[1])]
+    found = pixels_of(images, CUDA)
+    assert isinstance(found[1], DataError)
+    assert all(isinstance(found[i], torch.Tensor) and found[i].device.type == "cuda" for i in (0, 2))
+
+
+@pytest.mark.parametrize("task", ["classification", "detection", "segmentation"])
+def test_batched_resize_on_the_gpu_matches_the_cpu(tmp_path, task):
+    model_dir = write_tiny_model(task, tmp_path / task)
+    manifest, state = artifact.load_manifest(model_dir), artifact.load_state_dict(model_dir)
+    cpu = get_task(task).build_predictor(manifest, state, torch.device("cpu"))
+    gpu = get_task(task).build_predictor(manifest, state, CUDA)
+    pixels = [F.pil_to_tensor(image) for image in photos(MIXED)]
+    on_cpu, on_gpu = cpu.prepare(pixels), gpu.prepare(pixels).cpu()
+    levels = (on_cpu - on_gpu).abs() * torch.tensor(cpu.std).view(1, -1, 1, 1) * 255.0
+    assert levels.max() <= 2.0 + 1e-3 and levels.mean() < 0.1
+
+
+def test_classification_answers_on_the_gpu_match_the_cpu(tmp_path):
+    model_dir = write_tiny_model("classification", tmp_path / "ic")
+    manifest, state = artifact.load_manifest(model_dir), artifact.load_state_dict(model_dir)
+    images = [Image.open(io.BytesIO(body)) for body in jpegs()]
+    answers = [[result for result, _ in direct.predict(get_task("classification").build_predictor(manifest, state, d),
+                                                       images, "application/json")] for d in (torch.device("cpu"), CUDA)]
+    assert np.abs(np.subtract(*answers)).max() < 2e-2
