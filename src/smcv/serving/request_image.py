@@ -38,7 +38,7 @@ def from_pil(image: Image.Image) -> RequestImage:
 
 def device_decodable(header: Image.Image, data: bytes) -> bool:
     """A colour JPEG that needs no EXIF rotation and ends with its end marker (what the device decoder is given)."""
-    if header.format != "JPEG" or header.mode != "RGB" or not data.rstrip(b"\0").endswith(_JPEG_END):
+    if header.format != "JPEG" or header.mode != "RGB" or not data[-4096:].rstrip(b"\0").endswith(_JPEG_END):
         return False
     try:
         return header.getexif().get(_ORIENTATION, 1) == 1
