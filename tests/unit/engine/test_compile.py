@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 
 import pytest
@@ -26,6 +27,8 @@ class Wrapper(torch.nn.Module):
         return self._orig_mod(*args, **kwargs)
 
 
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="inductor needs a C compiler on the CPU")
 def test_compiled_training_saves_a_plain_state_dict_reports_the_compile_time_and_resumes(tmp_path):
     torch._dynamo.reset()
     trainer, lines = make_trainer(tmp_path, epochs=1, compile=True)
