@@ -7,6 +7,7 @@ import torch
 
 from smcv.classification.model import build_resnet
 from smcv.errors import ConfigError
+from smcv.export_graphs import ClassifierGraph, SegmenterGraph
 from smcv.flip_average import flip_averaged
 from smcv.segmentation.datasets import Original
 from smcv.segmentation.losses import SegmentationCriterion
@@ -156,3 +157,18 @@ def test_segmentation_validation_mirrors_the_logits_back(flip, accuracy):
     evaluator = ConfusionEvaluator(2)
     SegmentationTask().validation_step(PositionLogits(flip), batch, CPU, evaluator)
     assert evaluator.compute()[PIXEL_ACCURACY] == pytest.approx(accuracy)
+
+
+def test_export_graphs_apply_the_flag_as_the_endpoint_does():
+    image = torch.tensor([[[[51.0, 153.0]]]])  # 0.2 and 0.6 after / 255 with mean 0, std 1
+    classifier = ClassifierGraph(per_image, [0.0], [1.0], multi_label=False, flip=True)
+    # logits [0.2, 6] and mirrored [0.6, 2]: mean [0.4, 4]
+    torch.testing.assert_close(classifier(image), torch.softmax(torch.tensor([[0.4, 4.0]]), dim=1))
+
+    def two_class_pixels(x):  # class 0 at 0, class 1 at per_pixel(x)
+        return torch.cat([torch.zeros_like(x), per_pixel(x)], dim=1)
+
+    segmenter = SegmenterGraph(two_class_pixels, [0.0], [1.0], flip=True)
+    # class 1: [0.2, 6]; mirrored [0.6, 2] mirrored back [2, 0.6]; mean [1.1, 3.3]
+    expected = torch.softmax(torch.tensor([[[[0.0, 0.0]], [[1.1, 3.3]]]]), dim=1)
+    torch.testing.assert_close(segmenter(image), expected)
