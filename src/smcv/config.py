@@ -265,4 +265,5 @@ def test_time_flip_param() -> Param:
     """`test_time_flip`, shared by the tasks that support it (classification, segmentation; not object-detection)."""
     return Param("test_time_flip", "bool", False,
                  help="smcv: validation and the endpoint average the network's outputs on the image and its "
-                      "left-right mirror image (twice the inference cost); stored in the model manifest")
+                      "left-right mirror image (twice the inference cost); stored in the model manifest; classification "
+                      "and semantic segmentation only (object-detection does not offer it)")
