@@ -7,6 +7,8 @@ from typing import Optional
 
 import torch
 
+from smcv.engine import distributed as dist_utils
+
 log = logging.getLogger(__name__)
 
 
@@ -27,8 +29,9 @@ def fallback_message(exc: BaseException) -> str:
 
 
 def warn_fallback(exc: BaseException) -> None:
-    """Log fallback_message once per failure (callers fall back after it)."""
-    log.warning("%s", fallback_message(exc))
+    """Log fallback_message, from the main process only (every process falls back; one line says so)."""
+    if dist_utils.is_main():
+        log.warning("%s", fallback_message(exc))
 
 
 def synchronize(device: torch.device) -> None:

@@ -224,8 +224,7 @@ class Trainer:
         except Exception as exc:
             if not self.compile_pending or not self.compiled:
                 raise
-            if dist_utils.is_main():
-                warn_fallback(exc)
+            warn_fallback(exc)
             self.compiled = False
             self.model = self._wrap(self.network)
             self.optimizer.zero_grad(set_to_none=True)  # drops what the failed attempt may have accumulated
