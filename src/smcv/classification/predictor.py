@@ -12,6 +12,7 @@ from torchvision.transforms.v2 import functional as F
 
 from smcv.classification.threshold import predicted_class
 from smcv.data.images import original_size
+from smcv.flip_average import flip_averaged
 from smcv.serving.codecs import JSON_VERBOSE, ResponseOptions
 from smcv.task_api import Predictor
 
@@ -29,12 +30,13 @@ class ClassificationPredictor(Predictor):
 
     def __init__(self, model: torch.nn.Module, transform, normalize, mode: str, multi_label: bool,
                  class_names: list[str], device: torch.device, input_side: int = 0,
-                 decision_threshold: Optional[float] = None) -> None:
+                 decision_threshold: Optional[float] = None, test_time_flip: bool = False) -> None:
         self.model, self.transform, self.normalize, self.mode = model.eval(), transform, normalize, mode
         self.input_side = input_side  # the longest side the transform needs; larger requests decode smaller
         self.image_mode = mode
         self.multi_label, self.class_names, self.device = multi_label, class_names, device
         self.decision_threshold = None if multi_label else decision_threshold  # binary: class 1 when p1 >= it
+        self.test_time_flip = test_time_flip  # average with the mirrored image's logits, as validated
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
         tensor = self.transform(F.pil_to_tensor(image.convert(self.mode)))
@@ -46,7 +48,7 @@ class ClassificationPredictor(Predictor):
         if self.device.type == "cuda":
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), _autocast(self.device):
-            logits = self.model(batch).float()
+            logits = flip_averaged(self.model, batch, self.test_time_flip, dense=False)
         probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
         return [row.tolist() for row in probs.cpu()]
 

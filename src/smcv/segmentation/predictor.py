@@ -19,6 +19,7 @@ from torchvision.transforms.v2 import functional as F
 
 from smcv.data.images import original_size
 from smcv.errors import HTTPError
+from smcv.flip_average import flip_averaged
 from smcv.segmentation.protobuf import probabilities_response
 from smcv.segmentation.transforms import content_size, normalize, to_original_size
 from smcv.serving.codecs import JSON_VERBOSE
@@ -74,11 +75,12 @@ class SegmentationPredictor(Predictor):
     image_mode = "RGB"
 
     def __init__(self, model: torch.nn.Module, geometry: dict[str, Any], mean: tuple[float, ...],
-                 std: tuple[float, ...], class_names: list[str], device: torch.device) -> None:
+                 std: tuple[float, ...], class_names: list[str], device: torch.device, test_time_flip: bool = False) -> None:
         self.model, self.device = model.eval(), device
         self.mode, self.size = geometry["mode"], int(geometry["size"])
         self.input_side = self.size  # requests far larger than this are decoded smaller; masks keep the sent size
         self.mean, self.std, self.class_names = tuple(mean), tuple(std), class_names
+        self.test_time_flip = test_time_flip  # average with the mirrored image's logits, as validated
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, dict[str, Any]]:
         tensor = F.pil_to_tensor(image.convert("RGB"))
@@ -93,7 +95,7 @@ class SegmentationPredictor(Predictor):
             batch = batch.contiguous(memory_format=torch.channels_last)
         bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-            probs = torch.softmax(self.model(batch).float(), dim=1)
+            probs = torch.softmax(flip_averaged(self.model, batch, self.test_time_flip, dense=True), dim=1)
         return list(probs.cpu())
 
     def probabilities(self, result: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
