@@ -248,6 +248,22 @@ def common_training_params(defaults: dict[str, Any]) -> list[Param]:
         Param("amp", "bool", True, help="smcv: BF16 autocast on GPUs that support it"),
         Param("gradient_accumulation_steps", "int", 1, low=1, help="smcv: optimizer step every N mini-batches"),
         Param("checkpoint_frequency", "int", None, low=1, help="also save the model every N epochs under model/snapshots"),
+        Param("compile", "bool", False,
+              help="smcv: 1: torch.compile the network for training (validation stays eager); the first step's "
+                   "compile time is reported apart and left out of train:throughput; if compiling fails, training "
+                   "continues eagerly after one warning"),
+        Param("ema_decay", "float", 0.0, low=0, high=1, high_inclusive=False,
+              help="smcv: keep an exponential moving average of the weights with this decay (e.g. 0.999; warmed up "
+                   "as min(decay, (1+n)/(10+n)) over the first n steps); validation, the best-epoch choice and the "
+                   "saved model use the average; 0: off"),
         Param("export_onnx", "bool", False, help="smcv: also write model.onnx (see docs/export.md) into the model "
                                                  "directory at the end of training; serving ignores it"),
     ]
+
+
+def test_time_flip_param() -> Param:
+    """`test_time_flip`, shared by the tasks that support it (classification, segmentation; not object-detection)."""
+    return Param("test_time_flip", "bool", False,
+                 help="smcv: validation and the endpoint average the network's outputs on the image and its "
+                      "left-right mirror image (twice the inference cost); stored in the model manifest; classification "
+                      "and semantic segmentation only (object-detection does not offer it)")

@@ -15,6 +15,7 @@ from torch import nn
 
 from smcv.detection.model import TOPK_CANDIDATES
 from smcv.errors import ConfigError
+from smcv.flip_average import flip_averaged
 
 INPUT_NAME = "image"
 METADATA_VERSION = 1
@@ -31,16 +32,18 @@ class ExportGraph:
 
 
 class ClassifierGraph(nn.Module):
-    """0-255 image -> normalised -> ResNet -> softmax (or sigmoid for multi-label) probabilities."""
+    """0-255 image -> normalised -> ResNet (logits averaged with the mirrored image's under test_time_flip) ->
+    softmax (or sigmoid for multi-label) probabilities."""
 
-    def __init__(self, model: nn.Module, mean: list[float], std: list[float], multi_label: bool) -> None:
+    def __init__(self, model: nn.Module, mean: list[float], std: list[float], multi_label: bool,
+                 flip: bool = False) -> None:
         super().__init__()
-        self.model, self.multi_label = model, multi_label
+        self.model, self.multi_label, self.flip = model, multi_label, flip
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * 255.0)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        logits = self.model((image - self.mean) / self.std).float()
+        logits = flip_averaged(self.model, (image - self.mean) / self.std, self.flip, dense=False)
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
 
 
@@ -63,16 +66,18 @@ class DetectorGraph(nn.Module):
 
 
 class SegmenterGraph(nn.Module):
-    """0-255 image -> normalised -> FCN/UNet/... -> per-pixel softmax probabilities at the input size."""
+    """0-255 image -> normalised -> FCN/UNet/... (logits averaged with the mirrored image's under test_time_flip) ->
+    per-pixel softmax probabilities at the input size."""
 
-    def __init__(self, model: nn.Module, mean: list[float], std: list[float]) -> None:
+    def __init__(self, model: nn.Module, mean: list[float], std: list[float], flip: bool = False) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.flip = model, flip
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model((image / 255.0 - self.mean) / self.std).float(), dim=1)
+        return torch.softmax(flip_averaged(self.model, (image / 255.0 - self.mean) / self.std, self.flip, dense=True),
+                             dim=1)
 
 
 def _input(channels: int, height: int, width: int, resize: str) -> dict[str, Any]:
@@ -99,9 +104,9 @@ def classification_graph(manifest: dict[str, Any], predictor: Any) -> ExportGrap
                      "meaning": ("independent sigmoid probability per class (multi-label)" if multi_label else
                                  "softmax probability per class, in class_names order")}],
         "postprocessing": "argmax (or a threshold for multi-label) gives the class index into class_names",
-        "class_names": names,
+        "class_names": names, "test_time_flip": bool(manifest.get("test_time_flip")),
     }
-    graph = ClassifierGraph(predictor.model, mean, std, multi_label)
+    graph = ClassifierGraph(predictor.model, mean, std, multi_label, metadata["test_time_flip"])
     return ExportGraph(graph, torch.rand(1, channels, height, width) * 255.0, ["probabilities"], metadata)
 
 
@@ -142,9 +147,9 @@ def segmentation_graph(manifest: dict[str, Any], predictor: Any) -> ExportGraph:
         "postprocessing": ("crop the letterboxed content region, resize to the original size (bilinear), argmax over "
                            "classes gives the class-id mask" if geometry["mode"] != "resize" else
                            "resize to the original size (bilinear), argmax over classes gives the class-id mask"),
-        "class_names": list(manifest.get("class_names") or []),
+        "class_names": list(manifest.get("class_names") or []), "test_time_flip": bool(manifest.get("test_time_flip")),
     }
-    graph = SegmenterGraph(predictor.model, list(norm["mean"]), list(norm["std"]))
+    graph = SegmenterGraph(predictor.model, list(norm["mean"]), list(norm["std"]), metadata["test_time_flip"])
     return ExportGraph(graph, torch.rand(1, 3, size, size) * 255.0, ["probabilities"], metadata)
 
 

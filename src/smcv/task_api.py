@@ -61,6 +61,8 @@ class TrainSettings:
     freeze_pattern: Optional[str] = None
     log_interval_seconds: float = 30.0
     tensorboard: str = "auto"  # auto | 1 | 0 (true/false accepted): event files in /opt/ml/output/tensorboard
+    compile: bool = False  # torch.compile the network for training (engine.compile)
+    ema_decay: float = 0.0  # exponential moving average of the weights (engine.ema); 0: off
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def train_settings_from(hp: HyperParameters, **task_specific: Any) -> TrainSetti
         early_stopping_min_epochs=hp.early_stopping_min_epochs, early_stopping_patience=hp.early_stopping_patience,
         early_stopping_tolerance=hp.early_stopping_tolerance, checkpoint_frequency=hp.checkpoint_frequency,
         num_workers=hp.num_workers, seed=hp.seed, log_interval_seconds=hp.log_interval_seconds,
-        tensorboard=hp.tensorboard,
+        tensorboard=hp.tensorboard, compile=hp.compile, ema_decay=hp.ema_decay,
     )
     return TrainSettings(**{**common, **task_specific})
 

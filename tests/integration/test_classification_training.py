@@ -289,3 +289,21 @@ def test_class_balance_sampling_on_imbalanced_folders(opt_ml, capsys):
     assert manifest["data"]["class_counts"] == [2, 10]
     out = capsys.readouterr().out
     assert "class_balance=sampling" in out and "advisor: ClassImbalance" not in out
+
+
+def test_weight_average_and_test_time_flip_reach_the_artifact_and_the_endpoint(opt_ml):
+    write_class_folders(opt_ml.channel("train"), 4)
+    write_class_folders(opt_ml.channel("validation"), 2)
+    assert run_training(opt_ml, epochs=1, ema_decay="0.9", test_time_flip="1") == 0
+    manifest = assert_trained(opt_ml)
+    assert manifest["test_time_flip"] is True and manifest["hyperparameters"]["ema_decay"] == 0.9
+    saved = torch.load(opt_ml.base / "checkpoints" / "checkpoint-epoch0001.pt", weights_only=True)
+    assert saved["ema"]["updates"] == 1  # 8 images, one step of 8
+    state = artifact.load_state_dict(opt_ml.model_dir)  # the artifact is the average, not the live weights
+    torch.testing.assert_close(state["fc.weight"], saved["ema"]["weights"]["fc.weight"])
+    assert not torch.equal(state["fc.weight"], saved["model"]["fc.weight"])
+    image = opt_ml.channel("train") / "normal" / "0.png"
+    flipped = json.loads(predict_file(opt_ml.model_dir, image)[0])
+    artifact.update_manifest(opt_ml.model_dir, {"test_time_flip": False})
+    plain = json.loads(predict_file(opt_ml.model_dir, image)[0])
+    assert sum(flipped) == pytest.approx(1.0, abs=1e-5) and flipped != pytest.approx(plain, abs=1e-7)

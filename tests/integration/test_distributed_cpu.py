@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from smcv import artifact
 from tests.helpers.classdata import TINY_CLASSIFICATION, write_class_folders
@@ -58,3 +59,17 @@ def test_two_processes_with_class_balance_sampling_and_tensorboard(opt_ml):
     advisor_lines = [line for line in out.splitlines() if "advisor: " in line]
     assert advisor_lines and all("[rank 0]" in line for line in advisor_lines)
     assert artifact.load_manifest(opt_ml.model_dir)["epochs_completed"] == 2
+
+
+def test_two_processes_average_the_unwrapped_network(opt_ml):
+    write_class_folders(opt_ml.channel("train"), 8)
+    write_class_folders(opt_ml.channel("validation"), 3)
+    opt_ml.configure({**TINY_CLASSIFICATION, "epochs": 1, "ema_decay": 0.9, "test_time_flip": 1})
+    proc, out = train_with_two_processes(opt_ml)
+    assert proc.returncode == 0, out
+    saved = torch.load(opt_ml.base / "checkpoints" / "checkpoint-epoch0001.pt", weights_only=True)
+    assert saved["ema"]["updates"] == 2  # 16 images, 8 per host split over 2 processes: 2 steps
+    assert not any(key.startswith(("module.", "_orig_mod.")) for key in saved["ema"]["weights"])
+    state = artifact.load_state_dict(opt_ml.model_dir)
+    torch.testing.assert_close(state["fc.weight"], saved["ema"]["weights"]["fc.weight"])
+    assert artifact.load_manifest(opt_ml.model_dir)["test_time_flip"] is True

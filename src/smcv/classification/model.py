@@ -80,9 +80,9 @@ class TrainingCriterion(nn.Module):
     (persistent=False), so the state_dict and the artifact stay the network's alone."""
 
     def __init__(self, normalize: GpuNormalize, multi_label: bool, pos_weight: Optional[list[float]] = None,
-                 class_weight: Optional[list[float]] = None) -> None:
+                 class_weight: Optional[list[float]] = None, test_time_flip: bool = False) -> None:
         super().__init__()
-        self.normalize, self.multi_label = normalize, multi_label
+        self.normalize, self.multi_label, self.test_time_flip = normalize, multi_label, test_time_flip
         self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(pos_weight), persistent=False)
         self.register_buffer("class_weight", None if class_weight is None else torch.tensor(class_weight),
                              persistent=False)

@@ -9,7 +9,7 @@ from smcv.classification.model import NUM_LAYERS
 from smcv.classification.sources import FORMATS
 from smcv.classification.threshold import RULES, applies, parse_setting
 from smcv.classification.transforms import AUGMENTATIONS
-from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
+from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params, test_time_flip_param
 from smcv.data.manifest import parse_attribute_names
 from smcv.errors import ConfigError
 
@@ -49,6 +49,7 @@ def _params() -> list[Param]:
                    "sensitivity (the highest threshold that reaches target_sensitivity)"),
         Param("target_sensitivity", "float", 0.95, low=0, high=1, low_inclusive=False,
               help="smcv: the validation sensitivity threshold_rule=sensitivity must reach"),
+        test_time_flip_param(),
         Param("data_format", "str", "auto", choices=FORMATS, help="smcv: input format, sniffed by default"),
         Param("attribute_names", "str", None,
               help="smcv: augmented-manifest attributes, the image then the label, e.g. '[\"source-ref\", \"class\"]' "

@@ -10,6 +10,7 @@ import torch
 
 from smcv.classification.threshold import predicted_class
 from smcv.classification.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_placement
+from smcv.flip_average import flip_averaged
 from smcv.serving.codecs import JSON_VERBOSE, ResponseOptions
 from smcv.serving.prepare import Placement
 from smcv.task_api import Predictor
@@ -29,13 +30,14 @@ class ClassificationPredictor(Predictor):
     def __init__(self, model: torch.nn.Module, image_shape: Optional[tuple[int, int, int]], resize: Optional[int],
                  mode: str, multi_label: bool, class_names: list[str], device: torch.device, input_side: int = 0,
                  decision_threshold: Optional[float] = None, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD) -> None:
+                 std: Sequence[float] = IMAGENET_STD, test_time_flip: bool = False) -> None:
         self.model, self.image_shape, self.resize, self.mode = model.eval(), image_shape, resize, mode
         self.mean, self.std = tuple(mean), tuple(std)
         self.input_side = input_side  # the longest side the transform needs; larger requests decode smaller
         self.image_mode = mode
         self.multi_label, self.class_names, self.device = multi_label, class_names, device
         self.decision_threshold = None if multi_label else decision_threshold  # binary: class 1 when p1 >= it
+        self.test_time_flip = test_time_flip  # average with the mirrored image's logits, as validated
 
     def placement(self, height: int, width: int) -> Placement:
         """Validation's geometry (eval_transform): shorter side to `resize` and a centre crop, or a direct resize."""
@@ -45,7 +47,7 @@ class ClassificationPredictor(Predictor):
         if self.device.type == "cuda":
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), _autocast(self.device):
-            logits = self.model(batch).float()
+            logits = flip_averaged(self.model, batch, self.test_time_flip, dense=False)
         probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
         return [row.tolist() for row in probs.cpu()]
 

@@ -8,7 +8,7 @@ built-in's).
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -98,6 +98,20 @@ def _relu_after_conv(features: nn.Sequential, conv_number: int) -> int:
     return next(i for i in range(convs[conv_number - 1], len(features)) if isinstance(features[i], nn.ReLU))
 
 
+def _through_extras(extras: nn.ModuleList, x: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The feature maps so far, then one more per extra layer, each fed by the one before."""
+    for extra in extras:
+        x = extra(x)
+        outputs.append(x)
+    return outputs
+
+
+def _outside_extras(backbone: nn.Module, alias: Callable[[str], str]) -> Iterator[tuple[str, str, nn.Parameter]]:
+    """(name, alias, parameter) of every parameter of a backbone but its extra layers."""
+    return ((name, alias(name), param) for name, param in backbone.named_parameters()
+            if not name.startswith("extras."))
+
+
 class VGGBackbone(nn.Module):
     """VGG-16 with L2-normalised conv4_3, dilated fc6 and fc7 (SSD's reduced VGG), then the extra layers."""
 
@@ -131,10 +145,7 @@ class VGGBackbone(nn.Module):
                 outputs.append(self.l2_scale.view(1, -1, 1, 1) * F.normalize(x, dim=1))
         x = F.relu(self.fc7_norm(self.fc7(F.relu(self.fc6_norm(self.fc6(self.pool5(x)))))))
         outputs.append(x)
-        for extra in self.extras:
-            x = extra(x)
-            outputs.append(x)
-        return outputs
+        return _through_extras(self.extras, x, outputs)
 
     def base_parameters(self) -> Iterator[tuple[str, str, nn.Parameter]]:
         """(name, MXNet-style alias, parameter) of the base network (VGG layers and fc6/fc7)."""
@@ -176,16 +187,11 @@ class ResNetBackbone(nn.Module):
         outputs = [x]
         x = self.layer4(x)
         outputs.append(x)
-        for extra in self.extras:
-            x = extra(x)
-            outputs.append(x)
-        return outputs
+        return _through_extras(self.extras, x, outputs)
 
     def base_parameters(self) -> Iterator[tuple[str, str, nn.Parameter]]:
         """(name, MXNet-style alias, parameter) of the ResNet layers (extras excluded)."""
-        for name, param in self.named_parameters():
-            if not name.startswith("extras."):
-                yield name, _resnet_alias(name), param
+        return _outside_extras(self, _resnet_alias)
 
 
 def _resnet_alias(name: str) -> str:
@@ -219,16 +225,11 @@ class TinyBackbone(nn.Module):
         outputs = [x]
         x = self.stage2(x)
         outputs.append(x)
-        for extra in self.extras:
-            x = extra(x)
-            outputs.append(x)
-        return outputs
+        return _through_extras(self.extras, x, outputs)
 
     def base_parameters(self) -> Iterator[tuple[str, str, nn.Parameter]]:
         """(name, alias, parameter) of the stem and stage2."""
-        for name, param in self.named_parameters():
-            if not name.startswith("extras."):
-                yield name, name, param
+        return _outside_extras(self, lambda name: name)
 
 
 def build_backbone(base_network: str, image_shape: int, frozen_bn: bool = False, norm: str = "none") -> nn.Module:

@@ -13,10 +13,9 @@ from torchvision.ops import box_iou
 from smcv.balance import spread_indices
 from smcv.data.images import open_image
 from smcv.detection.backbones import build_backbone
-from smcv.detection.model import anchor_config
+from smcv.detection.model import MATCH_IOU, anchor_config
 from smcv.task_api import BoxCoverage
 
-MATCH_IOU = 0.5  # the matcher's IoU threshold (an anchor at or above it is trained as the box's class)
 STATS_IMAGES = 1000  # images sampled for the statistics (their headers are read for pixel boxes)
 IOU_CHUNK = 512  # boxes per IoU block (bounds the memory: chunk x default boxes floats)
 #: EXIF orientations that swap width and height (decode_image applies them)

@@ -27,6 +27,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN = (0.48235, 0.45882, 0.40784)
 CAFFE_STD = (1.0 / 255.0, 1.0 / 255.0, 1.0 / 255.0)
 #: scores below this are not considered in validation (serving uses 0: no threshold, only the top-k cap)
+#: IoU at or above which a default box is trained as an object's box (SSD's matcher; the advisor's anchor check)
+MATCH_IOU = 0.5
 VALIDATION_SCORE_THRESHOLD = 0.01
 TOPK_CANDIDATES = 400  # per class, before NMS
 
@@ -79,7 +81,7 @@ class SSDDetector(SSD):
         backbone = build_backbone(spec["base_network"], size, spec.get("frozen_bn", False), norm=norm)
         anchors = DefaultBoxGenerator(spec["aspect_ratios"], scales=spec["scales"])
         classes = int(spec["num_classes"]) + 1
-        super().__init__(backbone, anchors, (size, size), classes,
+        super().__init__(backbone, anchors, (size, size), classes, iou_thresh=MATCH_IOU,
                          image_mean=list(spec["mean"]), image_std=list(spec["std"]),
                          score_thresh=VALIDATION_SCORE_THRESHOLD, nms_thresh=float(spec["nms_threshold"]),
                          detections_per_img=int(spec["detections_per_image"]), topk_candidates=TOPK_CANDIDATES)

@@ -1,4 +1,5 @@
-"""The training loop: AMP, channels_last, accumulation, DDP, validation, best model, early stopping, checkpoints."""
+"""The training loop: AMP, channels_last, accumulation, DDP, compile, EMA, validation, best model, early stopping,
+checkpoints."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import torch
 
 from smcv.engine import distributed as dist_utils
 from smcv.engine.checkpoint import load_latest, restore_rng_state, rng_state, save_checkpoint
+from smcv.engine.compile import compile_network, synchronize, warn_fallback
 from smcv.engine.early_stopping import EarlyStopping
+from smcv.engine.ema import WeightAverage
 from smcv.engine.loader import close_loader, make_loader
 from smcv.engine.metrics_log import format_metric_line
 from smcv.engine.observer import Observer
@@ -60,11 +63,6 @@ def batch_size_of(batch: Any) -> int:
     return len(first)
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The module inside DistributedDataParallel, if wrapped."""
-    return model.module if hasattr(model, "module") else model
-
-
 class Trainer:
     """Runs `fit` for one task on one process of a possibly distributed job."""
 
@@ -80,7 +78,13 @@ class Trainer:
         else:
             model = model.to(device)
         params = trainable_parameters(model, settings.freeze_pattern)
-        self.model = self._wrap(model)
+        self.network = model  # the plain network: checkpoints, and its state_dict has no wrapper prefixes
+        self.ema = WeightAverage(model, settings.ema_decay) if settings.ema_decay > 0 else None
+        compiled = compile_network(model) if settings.compile else None
+        self.compiled = compiled is not None  # training runs compiled (False again after a fallback)
+        self.compile_pending = self.compiled  # the next optimizer step is the first compiled one
+        # torch.compile inside DistributedDataParallel, as PyTorch's docs advise (docs/architecture.md)
+        self.model = self._wrap(compiled if compiled is not None else model)
         self.optimizer = build_optimizer(params, settings)
         self.train_loader = make_loader(data.train, dist_utils.per_process_batch(settings.batch_size), train=True,
                                         collate_fn=data.collate_fn, num_workers=settings.num_workers, device=device,
@@ -120,11 +124,11 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------------------------
     def _state(self, completed_epochs: int) -> dict[str, Any]:
         return {
-            "epoch": completed_epochs, "model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
+            "epoch": completed_epochs, "model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "early_stopping": self.early.state_dict(), "best_state": self.best_state, "best_epoch": self.best_epoch,
             "best_metrics": self.best_metrics, "history": self.history, "task": self.task.name,
-            "rng": rng_state(),
+            "rng": rng_state(), "ema": self.ema.state_dict() if self.ema is not None else None,
         }
 
     def save(self, completed_epochs: int, partial: bool) -> None:
@@ -140,7 +144,14 @@ class Trainer:
         if state.get("task") != self.task.name:
             log.warning("ignoring checkpoint %s written by task %s", state["_path"], state.get("task"))
             return
-        unwrap(self.model).load_state_dict(state["model"])
+        self.network.load_state_dict(state["model"])
+        if self.ema is not None:
+            if state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            else:
+                self.ema.restart()
+                log.warning("the checkpoint has no weight average (it was written with ema_decay=0): the average "
+                            "starts again from the checkpoint's weights")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -160,6 +171,8 @@ class Trainer:
             sampler.set_epoch(epoch)
         loss_sum = torch.zeros((), device=self.device)
         seen, started, n_batches, world = 0, time.perf_counter(), len(self.train_loader), dist_utils.world_size()
+        timing = self.compile_pending  # this epoch's first optimizer step compiles the network: timed apart
+        step_started, step_images, compile_s, compile_images = started, 0, 0.0, 0
         self.optimizer.zero_grad(set_to_none=True)
         self.progress.start_epoch(epoch)
         self.observer.start_epoch(epoch, (epoch - 1) * self.steps_per_epoch)
@@ -167,12 +180,9 @@ class Trainer:
             self.progress.batch_arrived()
             last_micro = (i + 1) % self.accum == 0 or i + 1 == n_batches
             sync = last_micro or not hasattr(self.model, "no_sync")
-            context = self.model.no_sync() if not sync else contextlib.nullcontext()
-            with context:
-                with self.precision.autocast():
-                    loss = self.task.training_loss(self.model, batch, self.device)
-                self.scaler.scale(loss / self.accum).backward()
+            loss = self._micro_batch(batch, sync)
             step_loss, images = loss.detach().float(), batch_size_of(batch)
+            step_images += images
             self.observer.micro_batch(step_loss, images)
             if last_micro:
                 if self.observer.measuring():
@@ -181,7 +191,13 @@ class Trainer:
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scheduler.step()
+                if self.ema is not None:
+                    self.ema.update()
+                if timing:
+                    timing = False
+                    compile_s, compile_images = self._first_step_done(step_started, step_images)
                 self.observer.after_step(self.optimizer.param_groups[0]["lr"])
+                step_images = 0
             loss_sum += step_loss
             seen += images
             self.progress.step_done(i + 1, images * world, lambda: float(loss_sum / (i + 1)))
@@ -192,9 +208,54 @@ class Trainer:
                 return {"train:loss": float(loss_sum / (i + 1)), "partial": 1.0}
         mean_loss = float(loss_sum / max(n_batches, 1))
         self._check_finite(mean_loss, epoch, n_batches)
-        elapsed = time.perf_counter() - started
-        throughput = seen * world / max(elapsed, 1e-9)
-        return {"train:loss": dist_utils.mean_across_ranks(mean_loss, seen, self.device), "train:throughput": throughput}
+        stats = {"train:loss": dist_utils.mean_across_ranks(mean_loss, seen, self.device)}
+        measured = seen - compile_images  # the compiling step is left out so that images/s is the steady rate
+        if measured > 0:
+            stats["train:throughput"] = measured * world / max(time.perf_counter() - started - compile_s, 1e-9)
+        if compile_images and self.compiled:
+            stats["train:compile_seconds"] = compile_s
+        return stats
+
+    def _micro_batch(self, batch: Any, sync: bool) -> torch.Tensor:
+        """Forward and backward of one micro-batch; while the first compiled step runs, a failure falls back to
+        eager mode (one warning) and the micro-batch runs again: an error eager mode repeats is raised as usual."""
+        try:
+            return self._forward_backward(batch, sync)
+        except Exception as exc:
+            if not self.compile_pending or not self.compiled:
+                raise
+            warn_fallback(exc)
+            self.compiled = False
+            self.model = self._wrap(self.network)
+            self.optimizer.zero_grad(set_to_none=True)  # drops what the failed attempt may have accumulated
+            return self._forward_backward(batch, sync)
+
+    def _forward_backward(self, batch: Any, sync: bool) -> torch.Tensor:
+        context = self.model.no_sync() if not sync else contextlib.nullcontext()
+        with context:
+            with self.precision.autocast():
+                loss = self.task.training_loss(self.model, batch, self.device)
+            self.scaler.scale(loss / self.accum).backward()
+        return loss
+
+    def _first_step_done(self, started: float, images: int) -> tuple[float, int]:
+        """The first optimizer step under compile=1 ended: its time and images, reported apart from the rates."""
+        synchronize(self.device)
+        seconds = time.perf_counter() - started
+        self.compile_pending = False
+        world = dist_utils.world_size()
+        self.progress.exclude(seconds, images * world)
+        self.observer.exclude(seconds, images * world)
+        if self.compiled:
+            self.observer.compile_time(seconds)
+            if dist_utils.is_main():
+                self.emit(f"compile: {seconds:.1f} s (first training step; left out of train:throughput)")
+        return seconds, images
+
+    def evaluation_network(self) -> torch.nn.Module:
+        """The weights validation, the best-epoch choice and the saved model use: the average with ema_decay > 0,
+        else the plain (uncompiled, unwrapped) training network."""
+        return self.ema.module if self.ema is not None else self.network
 
     def _check_finite(self, value: Any, epoch: int, step: int) -> None:
         if not math.isfinite(float(value)):
@@ -207,7 +268,7 @@ class Trainer:
         """Loss and task metrics over the whole validation set (all ranks combined)."""
         if self.val_loader is None:
             return {}
-        model = unwrap(self.model)
+        model = self.evaluation_network()
         model.eval()
         evaluator = self.task.new_evaluator(self.hp, self.data)
         loss_sum, count = 0.0, 0
@@ -236,7 +297,8 @@ class Trainer:
         stop = False
         if objective is not None and math.isfinite(objective):
             if self.best_state is None or self._better(objective, self.best_metrics.get(self.task.objective_metric)):
-                self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in unwrap(self.model).state_dict().items()}
+                self.best_state = {k: v.detach().to("cpu", copy=True)
+                                   for k, v in self.evaluation_network().state_dict().items()}
                 self.best_epoch, self.best_metrics = epoch, dict(metrics)
             stop = self.early.update(epoch, objective) and self.s.early_stopping
         else:
@@ -244,7 +306,7 @@ class Trainer:
         self.save(epoch, partial=False)
         freq = self.s.checkpoint_frequency
         if freq and epoch % freq == 0 and self.on_snapshot is not None and dist_utils.is_main():
-            self.on_snapshot(epoch, unwrap(self.model).state_dict())
+            self.on_snapshot(epoch, self.evaluation_network().state_dict())
         return stop
 
     def _better(self, value: float, best: Optional[float]) -> bool:
@@ -294,7 +356,7 @@ class Trainer:
         if self.best_state is not None:
             state, selected, metrics = self.best_state, self.best_epoch, self.best_metrics
         else:
-            state = {k: v.detach().cpu() for k, v in unwrap(self.model).state_dict().items()}
+            state = {k: v.detach().cpu() for k, v in self.evaluation_network().state_dict().items()}
             selected, metrics = completed, (self.history[-1] if self.history else {})
         return FitResult(copy.copy(state), completed, selected, {k: v for k, v in metrics.items() if k != "epoch"},
                          stopped_by_signal=self.stop.requested, early_stopped=early_stopped, history=list(self.history))

@@ -6,7 +6,7 @@ import math
 import re
 
 NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-ENGINE_METRICS = ("train:loss", "train:throughput", "validation:loss")
+ENGINE_METRICS = ("train:loss", "train:throughput", "train:compile_seconds", "validation:loss")
 
 
 def format_metric_line(epoch: int, metrics: dict[str, float]) -> str:

@@ -68,6 +68,17 @@ class Observer:
         if not (self.scaled and not math.isfinite(total)):  # the scaler skips steps with inf/NaN gradients itself
             self.health.gradients(total)
 
+    def exclude(self, seconds: float, images: int) -> None:
+        """Leave a step out of the interval's images/s (the compiling first step of compile=1)."""
+        if self.active:
+            self.started += seconds
+            self.images -= images
+
+    def compile_time(self, seconds: float) -> None:
+        """The first training step's time under compile=1, as the scalar compile/seconds."""
+        if self.active:
+            self.board.scalars({"compile/seconds": seconds}, self.step + 1)
+
     def after_step(self, learning_rate: float) -> None:
         """After an optimizer step: at the end of an interval, write its scalars and feed the interval rules."""
         if not self.active:

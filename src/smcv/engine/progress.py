@@ -56,6 +56,11 @@ class Progress:
         self.last_line = now
         self.emit(self._line(step, now - self.epoch_started, mean_loss()))
 
+    def exclude(self, seconds: float, images: int) -> None:
+        """Leave a step out of the rates (the compiling first step of compile=1): its time and its images."""
+        self.epoch_started += seconds
+        self.images -= images
+
     def data_wait_share(self) -> float:
         """The share of the current epoch (up to its last finished step) spent waiting for the data loader."""
         elapsed = self.step_ended - self.epoch_started

@@ -12,7 +12,7 @@ from smcv.report.metrics import Curve
 DPI = 100
 MAX_CURVES = 10  # classes drawn in one ROC/PR figure (evaluation.json has every class)
 ANNOTATE_UP_TO = 20  # confusion matrices up to this many classes carry their counts
-SKIPPED_KEYS = ("epoch", "partial", "train:throughput")
+SKIPPED_KEYS = ("epoch", "partial", "train:throughput", "train:compile_seconds")
 
 
 def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:

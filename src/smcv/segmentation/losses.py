@@ -64,9 +64,10 @@ class SegmentationCriterion(torch.nn.Module):
     """The training loss with its weights from the hyperparameters; build_model attaches it to the network."""
 
     def __init__(self, focal_weight: float, dice_weight: float, gamma: float,
-                 class_weight: Optional[list[float]] = None, aux_weight: float = 0.0) -> None:
+                 class_weight: Optional[list[float]] = None, aux_weight: float = 0.0, test_time_flip: bool = False) -> None:
         super().__init__()
         self.focal_weight, self.dice_weight, self.gamma, self.aux_weight = focal_weight, dice_weight, gamma, aux_weight
+        self.test_time_flip = test_time_flip  # validation averages the logits with the mirrored image's
         self.register_buffer("class_weight", None if class_weight is None else torch.tensor(class_weight),
                              persistent=False)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from smcv.augmentation_device import AUGMENTATION_DEVICES
 from smcv.balance import CLASS_BALANCE
-from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params
+from smcv.config import REQUIRED, HyperParameters, Param, Schema, common_training_params, test_time_flip_param
 from smcv.errors import ConfigError
 from smcv.segmentation.fcn import FCN_BUILDERS
 from smcv.segmentation.model import check_encoder, network_spec, size_divisor
@@ -81,6 +81,7 @@ def _own_params() -> list[Param]:
         Param("augmentation_device", "str", "auto", choices=AUGMENTATION_DEVICES,
               help="smcv: where training augmentation runs: gpu (the training device, a whole batch at once), "
                    "cpu (DataLoader workers, per pair), auto (gpu when CUDA is present)"),
+        test_time_flip_param(),
     ]
 
 

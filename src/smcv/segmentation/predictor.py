@@ -17,6 +17,7 @@ import torch
 
 from smcv.data.png import indexed_png
 from smcv.errors import HTTPError
+from smcv.flip_average import flip_averaged
 from smcv.segmentation.protobuf import probabilities_response
 from smcv.segmentation.transforms import content_size, to_original_size
 from smcv.serving.codecs import JSON_VERBOSE
@@ -84,11 +85,12 @@ class SegmentationPredictor(Predictor):
     image_mode = "RGB"
 
     def __init__(self, model: torch.nn.Module, geometry: dict[str, Any], mean: tuple[float, ...],
-                 std: tuple[float, ...], class_names: list[str], device: torch.device) -> None:
+                 std: tuple[float, ...], class_names: list[str], device: torch.device, test_time_flip: bool = False) -> None:
         self.model, self.device = model.eval(), device
         self.mode, self.size = geometry["mode"], int(geometry["size"])
         self.input_side = self.size  # requests far larger than this are decoded smaller; masks keep the sent size
         self.mean, self.std, self.class_names = tuple(mean), tuple(std), class_names
+        self.test_time_flip = test_time_flip  # average with the mirrored image's logits, as validated
 
     def placement(self, height: int, width: int) -> Placement:
         """The whole square (resize) or the letterbox (long side to the input, padded right and bottom with 0)."""
@@ -105,7 +107,7 @@ class SegmentationPredictor(Predictor):
             batch = batch.contiguous(memory_format=torch.channels_last)
         bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-            probs = torch.softmax(self.model(batch).float(), dim=1)
+            probs = torch.softmax(flip_averaged(self.model, batch, self.test_time_flip, dense=True), dim=1)
         with torch.inference_mode():
             return [self._result(one, meta) for one, meta in zip(probs, metas)]
 

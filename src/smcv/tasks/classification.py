@@ -23,6 +23,7 @@ from smcv.classification.transforms import GpuNormalize, eval_transform, normali
 from smcv.config import HyperParameters, Schema
 from smcv.contract import ENV_CACHE_LIMIT_MB
 from smcv.errors import DataError
+from smcv.flip_average import flip_averaged
 from smcv.inputs import channel_inputs
 from smcv.pretrained import WeightsNeed, imagenet_need, load_matching, read_state_dict
 from smcv.task_api import (AdvisorFacts, CardFacts, Evaluator, PreparedData, Predictor, Report, Task, TrainSettings,
@@ -89,7 +90,7 @@ class ClassificationTask(Task):
             load_matching(model, state, skip=("fc.",), source=weights.name)
         normalize = GpuNormalize(*normalisation(hp.image_shape[0]))
         model.criterion = TrainingCriterion(normalize, hp.multi_label, data.info.get("pos_weight"),
-                                            data.info.get("class_weights"))
+                                            data.info.get("class_weights"), hp.test_time_flip)
         return model
 
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
@@ -103,7 +104,7 @@ class ClassificationTask(Task):
     def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device, evaluator: Evaluator) -> torch.Tensor:
         criterion = criterion_of(model)
         images, targets = _to_device(batch, device, criterion)
-        logits = model(images).float()
+        logits = flip_averaged(model, images, criterion.test_time_flip, dense=False)
         evaluator.update(logits, (images, targets))
         return criterion(logits, targets)
 
@@ -141,7 +142,8 @@ class ClassificationTask(Task):
         return {"architecture": f"resnet{hp.num_layers}", "num_layers": hp.num_layers, "num_classes": hp.num_classes,
                 "image_shape": list(hp.image_shape), "resize": hp.resize, "multi_label": hp.multi_label,
                 "normalization": {"mean": mean, "std": std}, "data": data.info,
-                "decision_threshold": fixed_entry(parse_setting(hp.decision_threshold))}
+                "decision_threshold": fixed_entry(parse_setting(hp.decision_threshold)),
+                "test_time_flip": hp.test_time_flip}
 
     def build_predictor(self, manifest: dict[str, Any], state_dict: dict[str, torch.Tensor], device: torch.device) -> Predictor:
         shape = tuple(manifest["image_shape"])
@@ -156,7 +158,8 @@ class ClassificationTask(Task):
                                        list(manifest.get("class_names") or []), device,
                                        input_side=max(int(manifest.get("resize") or 0), *shape[1:]),
                                        decision_threshold=(manifest.get("decision_threshold") or {}).get("value"),
-                                       mean=norm["mean"], std=norm["std"])
+                                       mean=norm["mean"], std=norm["std"],
+                                       test_time_flip=bool(manifest.get("test_time_flip")))
 
 
 def _read_splits(hp: HyperParameters, channels: dict[str, Path], channel_config: dict[str, dict],

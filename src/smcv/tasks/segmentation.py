@@ -14,6 +14,7 @@ from smcv.augmentation_device import on_device
 from smcv.balance import inverse_frequency_weights
 from smcv.config import HyperParameters, Schema
 from smcv.errors import DataError
+from smcv.flip_average import flip_averaged
 from smcv.inputs import channel_inputs
 from smcv.pretrained import WeightsNeed
 from smcv.segmentation import datasets as ds
@@ -107,10 +108,13 @@ class SegmentationTask(Task):
         model = convert_syncbn(model) if hp.syncbn else model
         model.criterion = SegmentationCriterion(hp.focal_loss_weight, hp.dice_loss_weight, hp.focal_gamma,
                                                 data.info.get("class_weights") if data is not None else None,
-                                                params.aux_loss_weight(hp))
+                                                params.aux_loss_weight(hp), hp.test_time_flip)
         return model
 
-    def _forward(self, model: torch.nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _forward(self, model: torch.nn.Module, batch: Any, device: torch.device,
+                 flip: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Loss, logits and masks of a batch; flip (validation with test_time_flip) averages the logits with the
+        mirrored images' (the network then runs in eval mode, without auxiliary logits)."""
         if isinstance(batch, PairBatch):  # decoded only: augmented on the device first
             batch = augment_pairs(batch, device)
         images, masks = batch[0], batch[1]
@@ -118,7 +122,10 @@ class SegmentationTask(Task):
         if device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         masks = masks.to(device, non_blocking=True).long()
-        logits, aux = split_outputs(model(images))
+        if flip:
+            logits, aux = flip_averaged(lambda x: split_outputs(model(x))[0], images, True, dense=True), None
+        else:
+            logits, aux = split_outputs(model(images))
         return criterion_of(model)(logits, masks, aux), logits, masks
 
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
@@ -129,7 +136,7 @@ class SegmentationTask(Task):
 
     def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device, evaluator: Evaluator) -> torch.Tensor:
         """The loss at the network's input size; the metrics at each image's original size, as serving answers."""
-        loss, logits, _ = self._forward(model, batch, device)
+        loss, logits, _ = self._forward(model, batch, device, criterion_of(model).test_time_flip)
         originals = batch[2]
         masks = [original.mask.to(device, non_blocking=True) for original in originals]
         predicted = labels_at_original_size(logits, [o.content for o in originals], [m.shape for m in masks])
@@ -163,7 +170,8 @@ class SegmentationTask(Task):
 
     def manifest_fields(self, hp: HyperParameters, data: PreparedData) -> dict[str, Any]:
         return {**params.network(hp), "input": params.geometry(hp).as_manifest(), "ignore_index": params.IGNORE_INDEX,
-                "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}, "data": data.info}
+                "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}, "data": data.info,
+                "test_time_flip": hp.test_time_flip}
 
     def build_predictor(self, manifest: dict[str, Any], state_dict: dict[str, torch.Tensor], device: torch.device) -> Predictor:
         model = build_network(manifest)
@@ -173,4 +181,5 @@ class SegmentationTask(Task):
             model = model.to(memory_format=torch.channels_last)
         norm = manifest["normalization"]
         names = list(manifest.get("class_names") or [])
-        return SegmentationPredictor(model, manifest["input"], norm["mean"], norm["std"], names, device)
+        return SegmentationPredictor(model, manifest["input"], norm["mean"], norm["std"], names, device,
+                                     test_time_flip=bool(manifest.get("test_time_flip")))

@@ -132,3 +132,24 @@ def test_progress_reports_the_data_wait_share():
         clock.now += 1.0
         progress.step_done(step, 8, lambda: 0.0)
     assert progress.data_wait_share() == pytest.approx(0.75)
+
+
+def test_compile_time_is_a_scalar_and_the_compiling_step_leaves_the_interval_rate(tmp_path, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(observer.time, "perf_counter", clock)
+    board_dir = tmp_path / "tensorboard"
+    trainer, _ = make_trainer(tmp_path, epochs=1)
+    watcher = observer.Observer(open_board("1", board_dir, True), trainer.model, 2, trainer.device, False, [])
+    watcher.start_epoch(1, 0)
+    watcher.micro_batch(torch.tensor(1.0), 8)
+    clock.now += 3600.0  # the first step compiles for an hour
+    watcher.exclude(3600.0, 8)
+    watcher.compile_time(3600.0)
+    watcher.after_step(0.1)
+    watcher.micro_batch(torch.tensor(1.0), 8)
+    clock.now += 1.0
+    watcher.after_step(0.1)
+    watcher.close()
+    found = scalars(board_dir)
+    assert found["compile/seconds"] == [(1, 3600.0)]
+    assert found["step/images_per_second"] == [(2, 8.0)]  # with the hour: 16 images / 3601 s

@@ -68,3 +68,19 @@ def test_trainer_prints_progress_lines_with_an_eta(tmp_path):
     assert int(LINE.fullmatch(progress[0]).group(4)) == 16  # 16 samples, batch 1
     assert [line.split(";")[0] for line in lines if line.startswith("#metrics")] == ["#metrics epoch=1",
                                                                                       "#metrics epoch=2"]
+
+
+def test_an_excluded_step_leaves_the_rate():
+    # 10 s for a compiling first step of 32 images, then 10 steps of 32 images at 1 s: the line reports 32 images/s
+    clock, lines = FakeClock(), []
+    progress = Progress(1, 1, 100, lines.append, clock=clock)
+    progress.start_epoch(1)
+    progress.batch_arrived()
+    clock.now += 10.0
+    progress.step_done(1, 32, lambda: 0.5)
+    progress.exclude(10.0, 32)
+    for step in range(2, FIRST_LINE_AFTER_STEPS + 2):
+        progress.batch_arrived()
+        clock.now += 1.0
+        progress.step_done(step, 32, lambda: 0.5)
+    assert lines and float(LINE.match(lines[0]).group(6)) == 32.0
