@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -157,6 +158,20 @@ def _watch_replacement(server: Server, victim: int, workers: int, killed_at: flo
         time.sleep(0.05)
 
 
+def _dead_at(pid: int, limit_s: float = 10.0) -> float:
+    """The monotonic time at which a SIGKILLed process is gone or a zombie (a multi-threaded process takes a moment)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return time.monotonic()
+        if state in ("Z", "X"):
+            return time.monotonic()
+        time.sleep(0.0005)
+    raise AssertionError(f"worker {pid} still runs {limit_s} s after SIGKILL")
+
+
 @pytest.mark.parametrize("workers, concurrency, before_s, after_s", [
     pytest.param(2, 4, 4, 8, id="quick"),
     pytest.param(2, 32, 10, 30, id="long", marks=pytest.mark.reliability_long),
@@ -180,8 +195,8 @@ def _kill_one_worker_under_load(server: Server, workers: int, concurrency: int, 
     replacement: dict = {}
     try:
         time.sleep(before_s)
-        killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
+        killed_at = _dead_at(victim)  # requests sent while its threads are torn down die with it, like in-flight ones
         watcher = threading.Thread(target=_watch_replacement,
                                    args=(server, victim, workers, killed_at, replacement, killed_at + after_s + 60))
         watcher.start()
