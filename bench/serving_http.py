@@ -8,7 +8,9 @@ UNet-ResNet34 512 px; --network/--size change them). Bodies: a 640x480 JPEG (IC,
 bounded by --requests and --seconds; the servers listen on loopback only and are killed at the end.
 --jpeg-decode pil device adds, per mode, a batching server with SMCV_JPEG_DECODE set to it and the in-process
 stages with that decode (JPEG bodies: Pillow in the request threads vs the batched torchvision/nvJPEG decode on the
-device), to compare the two on a GPU.
+device), to compare the two on a GPU. --prepare-overlap on off adds, per value, a batching server with
+SMCV_PREPARE_OVERLAP set to it (batched_overlap_<value>: the next batch decoded and prepared while the model runs the
+current one, or both stages in one thread).
 Prints one JSON object. Usage: python bench/serving_http.py [--tasks classification] [--concurrency 1 16 64]
 """
 
@@ -31,6 +33,8 @@ from benchlib.server import serving
 BATCH_ONE = {"SMCV_MAX_BATCH_SIZE": "1", "SMCV_MAX_BATCH_DELAY_MS": "0"}
 #: where JPEG bodies are decoded: Pillow in the request threads, or batched on the device (SMCV_JPEG_DECODE)
 JPEG_DECODE_MODES = ("pil", "device")
+#: whether the batching server prepares the next batch while the model runs (SMCV_PREPARE_OVERLAP)
+PREPARE_OVERLAP_MODES = ("on", "off")
 
 
 def per_task(items: list[str], kind: type = str) -> dict[str, object]:
@@ -69,6 +73,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--client-processes", type=int, default=max(1, min(8, (os.cpu_count() or 2) // 2)))
     parser.add_argument("--jpeg-decode", nargs="*", default=[], choices=JPEG_DECODE_MODES,
                         help="also run a batching server per SMCV_JPEG_DECODE mode (batched_jpeg_<mode>)")
+    parser.add_argument("--prepare-overlap", nargs="*", default=[], choices=PREPARE_OVERLAP_MODES,
+                        help="also run a batching server per SMCV_PREPARE_OVERLAP value (batched_overlap_<value>)")
     return parser.parse_args()
 
 
@@ -100,7 +106,9 @@ def main() -> None:
             bodies[task] = body(task, width, height)
             found = {"body": bodies[task][1], "body_bytes": len(bodies[task][0])}
             servers = [("batched", batched_env), ("batch1", BATCH_ONE),
-                       *((f"batched_jpeg_{mode}", {**batched_env, "SMCV_JPEG_DECODE": mode}) for mode in args.jpeg_decode)]
+                       *((f"batched_jpeg_{mode}", {**batched_env, "SMCV_JPEG_DECODE": mode}) for mode in args.jpeg_decode),
+                       *((f"batched_overlap_{mode}", {**batched_env, "SMCV_PREPARE_OVERLAP": mode})
+                         for mode in args.prepare_overlap)]
             for name, env in servers:
                 with serving(base, str(device), env) as url:
                     found[name] = loads(url, *bodies[task], args)

@@ -38,6 +38,7 @@ ENV_DEVICE = "SMCV_DEVICE"
 ENV_MAX_BATCH_SIZE = "SMCV_MAX_BATCH_SIZE"
 ENV_MAX_BATCH_DELAY_MS = "SMCV_MAX_BATCH_DELAY_MS"
 ENV_JPEG_DECODE = "SMCV_JPEG_DECODE"  # auto | device | pil: where serving decodes colour JPEGs
+ENV_PREPARE_OVERLAP = "SMCV_PREPARE_OVERLAP"  # auto | on | off: prepare the next batch while the model runs
 ENV_SERVER_THREADS = "SMCV_SERVER_THREADS"
 ENV_ACCESS_LOG = "SMCV_ACCESS_LOG"
 #: the largest image (width x height) decoded for training or serving; larger ones are refused before decoding

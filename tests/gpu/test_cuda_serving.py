@@ -74,3 +74,55 @@ def test_classification_answers_on_the_gpu_match_the_cpu(tmp_path):
     answers = [[result for result, _ in direct.predict(get_task("classification").build_predictor(manifest, state, d),
                                                        images, "application/json")] for d in (torch.device("cpu"), CUDA)]
     assert np.abs(np.subtract(*answers)).max() < 2e-2
+
+
+@pytest.mark.parametrize("task", ["classification", "segmentation"])
+def test_overlapped_prepare_on_a_side_stream_answers_like_one_thread(tmp_path, monkeypatch, task):
+    """The next batch decoded and prepared on a side CUDA stream while the model runs: every concurrent caller gets
+    the answer of the one-thread path (same kept-JPEG decode, same device)."""
+    import threading
+
+    from smcv.serving.model_holder import ModelHolder
+    from smcv.serving.request_image import RequestImage
+
+    monkeypatch.setenv("SMCV_JPEG_DECODE", "device")
+    model_dir = write_tiny_model(task, tmp_path / task)
+    holders = {overlap: ModelHolder(model_dir, "cuda", max_batch_size=4, max_delay_ms=20, overlap=overlap)
+               for overlap in (False, True)}
+    bodies = jpegs() * 3
+    accept = "application/json" if task == "classification" else "image/png"
+    try:
+        answers: dict[bool, list] = {}
+        for overlap, holder in holders.items():
+            holder.load()
+            assert holder.error is None and holder.batcher.overlapped == overlap
+            assert (holder._prepare_stream is not None) == overlap
+            found: list = [None] * len(bodies)
+
+            def call(index: int) -> None:
+                image = Image.open(io.BytesIO(bodies[index]))
+                request = RequestImage(None, bodies[index], image.size, image.size)
+                found[index] = holder.run(holder.predictor, request, accept)
+
+            threads = [threading.Thread(target=call, args=(i,)) for i in range(len(bodies))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(120)
+            answers[overlap] = found
+        if task == "classification":
+            assert np.abs(np.subtract([json_of(a) for a in answers[True]],
+                                      [json_of(a) for a in answers[False]])).max() < 1e-4
+        else:
+            for one, other in zip(answers[True], answers[False]):
+                got, want = np.array(Image.open(io.BytesIO(one))), np.array(Image.open(io.BytesIO(other)))
+                assert got.shape == want.shape and (got == want).mean() >= 0.999
+    finally:
+        for holder in holders.values():
+            holder.close()
+
+
+def json_of(body: bytes) -> list:
+    import json
+
+    return json.loads(body)

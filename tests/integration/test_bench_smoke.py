@@ -60,11 +60,12 @@ def test_ssd_vs_reference():
 def test_serving_http():
     result = run_bench("serving_http.py", "--tasks", "classification", "--network", "classification=18",
                        "--size", "classification=32", "--concurrency", "1", "2", "--requests", "4", "--seconds", "10",
-                       "--repeats", "2", "--client-processes", "1", "--jpeg-decode", "device")
+                       "--repeats", "2", "--client-processes", "1", "--jpeg-decode", "device",
+                       "--prepare-overlap", "on")
     assert result["bench"] == "serving_http" and set(result["tasks"]) == {"classification"}
     found = result["tasks"]["classification"]
     assert found["body"] == "image/jpeg"
-    for server in ("batched", "batch1", "batched_jpeg_device"):
+    for server in ("batched", "batch1", "batched_jpeg_device", "batched_overlap_on"):
         for load in ("c1", "c2"):
             figures = found[server][load]
             assert figures["errors"] == 0, (server, load, figures)

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from PIL import Image
 
 from smcv.contract import (ENV_ALLOW_UNTRAINED, ENV_DEVICE, ENV_JPEG_DECODE, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE,
-                           ENV_TIMEOUT)
+                           ENV_PREPARE_OVERLAP, ENV_TIMEOUT)
 from smcv.cuda_driver import cuda_facts, unusable_gpu_reason
 from smcv.data.images import normalise_mode
 from smcv.errors import HTTPError, UserError
@@ -28,6 +28,8 @@ DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_DELAY_MS = 5.0
 #: SMCV_JPEG_DECODE values: auto (on the device when it is a GPU), device (always batched torchvision), pil
 JPEG_DECODE_CHOICES = ("auto", "device", "pil")
+#: SMCV_PREPARE_OVERLAP values: auto (on a GPU), on, off
+PREPARE_OVERLAP_CHOICES = ("auto", "on", "off")
 
 
 def env_number(names: str | tuple[str, ...], default: float, kind: type = float) -> Any:
@@ -91,6 +93,22 @@ def jpeg_on_device(device: Any) -> bool:
     return wanted == "device" or (wanted == "auto" and device.type == "cuda")
 
 
+def prepare_overlap_setting() -> str:
+    """$SMCV_PREPARE_OVERLAP: auto (default), on or off; another value is a ValueError naming the choices."""
+    wanted = os.environ.get(ENV_PREPARE_OVERLAP, "").strip().lower() or "auto"
+    if wanted not in PREPARE_OVERLAP_CHOICES:
+        raise ValueError(f"{ENV_PREPARE_OVERLAP}={wanted!r} is not one of {', '.join(PREPARE_OVERLAP_CHOICES)}; "
+                         "unset it for auto")
+    return wanted
+
+
+def prepare_overlap(device: Any) -> bool:
+    """Whether the next batch is decoded and prepared while the model runs the current one: $SMCV_PREPARE_OVERLAP,
+    auto meaning on a GPU (both stages queue work for the device; on a CPU they would compete for the same cores)."""
+    wanted = prepare_overlap_setting()
+    return wanted == "on" or (wanted == "auto" and device.type == "cuda")
+
+
 def check_trained(manifest: dict, model_dir: Path) -> None:
     """Refuse a model saved before its first epoch finished (random weights) unless $SMCV_ALLOW_UNTRAINED=1."""
     if manifest.get("trained", True):
@@ -108,7 +126,7 @@ class ModelHolder:
 
     def __init__(self, model_dir: Path, device: Optional[str] = None, *, worker_index: int = 0,
                  max_batch_size: Optional[int] = None, max_delay_ms: Optional[float] = None,
-                 timeout_s: Optional[float] = None) -> None:
+                 timeout_s: Optional[float] = None, overlap: Optional[bool] = None) -> None:
         self.model_dir = Path(model_dir)
         self.worker_index = worker_index
         self._device_request = device
@@ -121,6 +139,8 @@ class ModelHolder:
         self.predictor: Any = None
         self.batcher: Any = None  # a smcv.serving.batching.Batcher once loaded
         self.keep_jpeg = False  # colour JPEGs go to the batcher encoded (decoded there, on the device), once loaded
+        self._overlap = overlap  # prepare the next batch while the model runs (None: $SMCV_PREPARE_OVERLAP)
+        self._prepare_stream: Any = None  # the side CUDA stream of the prepare stage when overlapped on a GPU
         self.error: Optional[str] = None
         self._ready = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -170,6 +190,8 @@ class ModelHolder:
 
     def _load(self) -> None:
         from smcv.artifact import load_manifest, load_state_dict  # imports torch: workers only, after fork
+        import torch  # workers only: the gunicorn master imports this module and stays without torch
+
         from smcv.serving.batching import Batcher  # imports torch: workers only, after fork
 
         started = time.monotonic()
@@ -183,11 +205,17 @@ class ModelHolder:
         self.predictor = get_task(self.task_name).build_predictor(manifest, state, self.device)
         self.keep_jpeg = jpeg_on_device(self.device) and self.image_mode == "RGB"
         batch_size = self._max_batch_size or default_max_batch_size(self.device)
-        self.batcher = Batcher(self._run_batch, batch_size, self.max_delay_s,
-                               name=f"smcv-batcher-{self.worker_index}").start()
+        overlap = prepare_overlap(self.device) if self._overlap is None else self._overlap
+        if overlap and self.device.type == "cuda":
+            self._prepare_stream = torch.cuda.Stream(self.device)
+        self.batcher = Batcher(self._infer, batch_size, self.max_delay_s, name=f"smcv-batcher-{self.worker_index}",
+                               prepare=self._prepare) if overlap else \
+            Batcher(self._run_batch, batch_size, self.max_delay_s, name=f"smcv-batcher-{self.worker_index}")
+        self.batcher.start()
         logger.info("model loaded in %.2f s (task=%s, device=%s, worker=%d, max_batch_size=%d, max_delay_ms=%g, "
-                    "jpeg_decode=%s)", time.monotonic() - started, self.task_name, self.device, self.worker_index,
-                    batch_size, self.max_delay_s * 1000, "device" if self.keep_jpeg else "pil")
+                    "jpeg_decode=%s, prepare_overlap=%s)", time.monotonic() - started, self.task_name, self.device,
+                    self.worker_index, batch_size, self.max_delay_s * 1000, "device" if self.keep_jpeg else "pil",
+                    "on" if overlap else "off")
         self._warm_up()
         self._ready.set()
 
@@ -212,25 +240,20 @@ class ModelHolder:
         logger.info("warm-up done in %.2f s", time.monotonic() - started)
 
     def _run_batch(self, items: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
-        """(RequestImage, meta) items -> one result each; an image the batched decode rejects gets its own 400."""
-        from smcv.serving.request_image import pixels_of  # imports torch: workers only
+        """(RequestImage, meta) items -> one result each, both stages in this thread (the warm-up's path)."""
+        return self._infer(self._prepare(items))
 
-        import torch  # workers only: the gunicorn master imports this module and stays without torch
+    def _prepare(self, items: list[tuple[Any, dict[str, Any]]]) -> Any:
+        """The batch's first stage: decode kept JPEGs, resize and normalise on the device (smcv.serving.batch_stages)."""
+        from smcv.serving.batch_stages import prepare_batch  # imports torch: workers only
 
-        with torch.inference_mode():
-            pixels = pixels_of([image for image, _ in items], self.device)
-            results: list[Any] = [None] * len(items)
-            good = []
-            for number, (found, (image, _)) in enumerate(zip(pixels, items)):
-                if isinstance(found, Exception):
-                    results[number] = codecs.image_error(found, image.jpeg or b"", "image/jpeg")
-                else:
-                    good.append(number)
-            if good:
-                answers = self.predictor.predict_images([pixels[n] for n in good], [items[n][1] for n in good])
-                for number, answer in zip(good, answers):
-                    results[number] = answer
-        return results
+        return prepare_batch(self.predictor, items, self.device, self._prepare_stream)
+
+    def _infer(self, prepared: Any) -> list[Any]:
+        """The batch's second stage: the model on the prepared batch, one result per item."""
+        from smcv.serving.batch_stages import infer_prepared  # imports torch: workers only
+
+        return infer_prepared(self.predictor, prepared)
 
     @property
     def image_mode(self) -> str:

@@ -45,7 +45,8 @@ from smcv.data.images import max_image_pixels
 from smcv.errors import ConfigError
 from smcv.serving.app import max_payload_mb
 from smcv.serving.gunicorn_conf import ServerSettings, SmcvApplication
-from smcv.serving.model_holder import DEFAULT_MAX_DELAY_MS, env_number, jpeg_decode_setting, model_timeout_s
+from smcv.serving.model_holder import (DEFAULT_MAX_DELAY_MS, env_number, jpeg_decode_setting, model_timeout_s,
+                                      prepare_overlap_setting)
 from smcv.threads import export_threads
 
 logger = logging.getLogger("smcv.serving")
@@ -97,6 +98,7 @@ def resolve_settings(args: Optional[argparse.Namespace] = None) -> ServerSetting
 
     max_image_pixels()  # a bad value stops `serve` here with one line, not each worker at boot
     jpeg_decode_setting()  # likewise
+    prepare_overlap_setting()  # likewise
     return ServerSettings(
         port=port, workers=workers, threads=threads, timeout_s=model_timeout_s(), model_dir=model_dir,
         payload_mb=max_payload_mb(), max_batch_size=batch,

@@ -148,11 +148,14 @@ def test_bad_payloads_get_a_json_4xx_naming_the_problem(make_holder, device_deco
     assert post(client, jpeg(colour=(9, 9, 9))).status_code == 200
 
 
-@pytest.mark.parametrize("decoding", ["device", "pil"])
-def test_concurrent_callers_each_get_their_own_answer(make_holder, monkeypatch, decoding):
-    """16 threads, each posting its own colour at its own size (JPEG and PNG mixed), batched together."""
+@pytest.mark.parametrize("decoding,overlap", [("device", "off"), ("pil", "off"), ("device", "on"), ("pil", "on")])
+def test_concurrent_callers_each_get_their_own_answer(make_holder, monkeypatch, decoding, overlap):
+    """16 threads, each posting its own colour at its own size (JPEG and PNG mixed), batched together; with
+    SMCV_PREPARE_OVERLAP=on the next batch is decoded and prepared while the model runs the current one."""
     monkeypatch.setenv("SMCV_JPEG_DECODE", decoding)
+    monkeypatch.setenv("SMCV_PREPARE_OVERLAP", overlap)
     holder = make_holder(max_batch_size=8, max_delay_ms=50)
+    assert holder.batcher.overlapped == (overlap == "on")
     app = create_app(holder)
     colours = [(16 * i, 255 - 16 * i, (80 * i) % 256) for i in range(16)]
     answers: list = [None] * 16
@@ -174,10 +177,13 @@ def test_concurrent_callers_each_get_their_own_answer(make_holder, monkeypatch, 
     assert max(holder.predictor.batch_sizes) > 1 and sum(holder.predictor.batch_sizes) >= 16
 
 
-@pytest.mark.parametrize("task,fmt", [("classification", "JPEG"), ("segmentation", "PNG"), ("segmentation", "JPEG")])
-def test_concurrent_callers_of_a_real_model_get_the_single_image_answer(tmp_path, monkeypatch, task, fmt):
+@pytest.mark.parametrize("task,fmt,overlap", [("classification", "JPEG", False), ("segmentation", "PNG", False),
+                                              ("segmentation", "JPEG", False), ("classification", "JPEG", True),
+                                              ("segmentation", "PNG", True)])
+def test_concurrent_callers_of_a_real_model_get_the_single_image_answer(tmp_path, monkeypatch, task, fmt, overlap):
     """16 threads post different photos of different sizes to a tiny real model; each answer equals the one the
-    predictor gives for that image alone (probabilities within 1e-5, masks on >= 99% of the pixels)."""
+    predictor gives for that image alone (probabilities within 1e-5, masks on >= 99% of the pixels), with and
+    without the prepare stage overlapping the model."""
     from smcv.serving import direct
     from smcv.serving.model_holder import ModelHolder
     from tests.helpers.exportmodels import write_tiny_model
@@ -185,8 +191,9 @@ def test_concurrent_callers_of_a_real_model_get_the_single_image_answer(tmp_path
 
     monkeypatch.setenv("SMCV_JPEG_DECODE", "device")
     model_dir = write_tiny_model(task, tmp_path / task)
-    holder = ModelHolder(model_dir, "cpu", max_batch_size=8, max_delay_ms=50)
+    holder = ModelHolder(model_dir, "cpu", max_batch_size=8, max_delay_ms=50, overlap=overlap)
     holder.load()
+    assert holder.error is None and holder.batcher.overlapped == overlap
     sizes: list[int] = []
     run_batch = holder.predictor.predict_batch
 

@@ -78,3 +78,26 @@ def test_infer_returns_body_and_type(make_holder):
     assert content_type == "text/csv" and body.startswith(b"0.0000,1.0000,0.0000")
     body, content_type = holder.infer(Image.new("RGB", (4, 4)), None, custom_attributes="x=1")
     assert content_type == "application/json" and b'"x=1"' in body
+
+
+def test_prepare_overlap_setting(monkeypatch):
+    from smcv.serving.model_holder import prepare_overlap
+
+    monkeypatch.delenv("SMCV_PREPARE_OVERLAP", raising=False)
+    assert prepare_overlap(torch.device("cpu")) is False  # on a CPU both stages would share the same cores
+    assert prepare_overlap(torch.device("cuda", 0)) is True
+    monkeypatch.setenv("SMCV_PREPARE_OVERLAP", "on")
+    assert prepare_overlap(torch.device("cpu")) is True
+    monkeypatch.setenv("SMCV_PREPARE_OVERLAP", "OFF")
+    assert prepare_overlap(torch.device("cuda", 0)) is False
+    monkeypatch.setenv("SMCV_PREPARE_OVERLAP", "sometimes")
+    with pytest.raises(ValueError, match="SMCV_PREPARE_OVERLAP='sometimes' is not one of auto, on, off"):
+        prepare_overlap(torch.device("cpu"))
+
+
+def test_an_overlapped_holder_answers_like_the_plain_one(make_holder):
+    plain, overlapped = make_holder(), make_holder(overlap=True)
+    assert not plain.batcher.overlapped and overlapped.batcher.overlapped
+    for colour in [(0, 255, 0), (200, 40, 0), (10, 20, 30)]:
+        image = Image.new("RGB", (6, 5), colour)
+        assert overlapped.infer(image, "text/csv") == plain.infer(image, "text/csv")

@@ -17,7 +17,8 @@ from smcv.serving.worker import SmcvThreadWorker
 SERVER_ENV = ("SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_MODEL_SERVER_WORKERS", "MODEL_SERVER_WORKERS",
               "SAGEMAKER_MODEL_SERVER_TIMEOUT", "MODEL_SERVER_TIMEOUT", "SAGEMAKER_MAX_PAYLOAD_IN_MB",
               "SMCV_SERVER_THREADS", "SMCV_MAX_BATCH_SIZE", "SMCV_MAX_BATCH_DELAY_MS", "SMCV_LOG_LEVEL",
-              "SMCV_ACCESS_LOG", "SMCV_DEVICE", "SMCV_JPEG_DECODE", "CUDA_VISIBLE_DEVICES")
+              "SMCV_ACCESS_LOG", "SMCV_DEVICE", "SMCV_JPEG_DECODE", "SMCV_PREPARE_OVERLAP",
+              "CUDA_VISIBLE_DEVICES")
 
 
 @pytest.fixture
@@ -67,6 +68,7 @@ def test_bad_environment_exits_with_message(clean_env, capsys):
     ("SMCV_LOG_LEVEL", "loud", "SMCV_LOG_LEVEL"),
     ("SMCV_LOG_LEVEL", "25", "SMCV_LOG_LEVEL"),
     ("SMCV_JPEG_DECODE", "gpu", "SMCV_JPEG_DECODE"),
+    ("SMCV_PREPARE_OVERLAP", "yes", "SMCV_PREPARE_OVERLAP"),
 ])
 def test_bad_port_or_log_level_is_one_line(clean_env, capsys, name, value, named):
     clean_env.setattr(server, "count_gpus", lambda: 0)
