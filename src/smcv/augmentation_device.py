@@ -1,4 +1,4 @@
-"""Where training augmentation runs (the augmentation_device hyperparameter of detection and segmentation)."""
+"""Where training augmentation runs (the augmentation_device hyperparameter of every task)."""
 
 from __future__ import annotations
 

@@ -99,9 +99,10 @@ def test_recordio_with_split_records(opt_ml):
     assert assert_trained(opt_ml)["data"]["train_format"] == "recordio"
 
 
-def test_pipe_mode_with_aliased_channel_names(opt_ml, monkeypatch):
+def test_pipe_mode_with_aliased_channel_names(opt_ml, monkeypatch, capsys):
     """Pipe-mode 'training'/'val' channels: SageMaker's FIFOs are training_0 and val_0 (no train_0 to wait for),
-    read once: smcv.train decides the channels once and passes the decision down."""
+    read once: smcv.train decides the channels once and passes the decision down. The records take the same fast
+    path as files: decoded once, augmented on the training device (augmentation_device=gpu; the CPU here)."""
     from smcv import inputs
 
     spools = []
@@ -115,10 +116,14 @@ def test_pipe_mode_with_aliased_channel_names(opt_ml, monkeypatch):
                 label = i % 2
                 writer.write(pack(IRHeader(0, float(label), i, 0), png_with_magic(50 + 150 * label, 24)))
     pipe = {"ContentType": "application/x-recordio", "TrainingInputMode": "Pipe"}
-    opt_ml.configure({**TINY_CLASSIFICATION, "num_training_samples": 8}, {"training": pipe, "val": pipe})
+    opt_ml.configure({**TINY_CLASSIFICATION, "num_training_samples": 8, "augmentation_type": "crop_color_transform",
+                      "augmentation_device": "gpu", "resize": 20}, {"training": pipe, "val": pipe})
     assert train_main() == 0, opt_ml.failure
     assert assert_trained(opt_ml)["data"]["train_format"] == "recordio"
     assert len(spools) == 1
+    out = capsys.readouterr().out
+    assert "training augmentation (crop_color_transform) runs on the training device" in out
+    assert "decoded 8 images once into memory" in out
 
 
 def test_ground_truth_manifest_in_file_mode(opt_ml):

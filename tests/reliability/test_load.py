@@ -159,14 +159,17 @@ def _watch_replacement(server: Server, victim: int, workers: int, killed_at: flo
 
 
 def _dead_at(pid: int, limit_s: float = 10.0) -> float:
-    """The monotonic time at which a SIGKILLed process is gone or a zombie (a multi-threaded process takes a moment)."""
+    """The monotonic time at which a SIGKILLed process is gone, or a zombie whose threads have all exited. The main
+    thread turns zombie first; the others still hold the sockets (keep-alive connections accepted by the worker)
+    until the last one exits, and a request written to such a connection meanwhile is reset with it."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            threads = os.listdir(f"/proc/{pid}/task")
         except (OSError, IndexError):
             return time.monotonic()
-        if state in ("Z", "X"):
+        if state in ("Z", "X") and threads == [str(pid)]:
             return time.monotonic()
         time.sleep(0.0005)
     raise AssertionError(f"worker {pid} still runs {limit_s} s after SIGKILL")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from smcv.augmentation_device import AUGMENTATION_DEVICES
 from smcv.balance import CLASS_BALANCE
 from smcv.classification.model import NUM_LAYERS
 from smcv.classification.sources import FORMATS
@@ -33,6 +34,9 @@ def _params() -> list[Param]:
         Param("eps", "float", 1e-8, low=0, high=1, help="adam/rmsprop epsilon"),
         Param("gamma", "float", 0.9, low=0, high=1, help="rmsprop decay"),
         Param("augmentation_type", "str", None, choices=AUGMENTATIONS, help="data augmentation"),
+        Param("augmentation_device", "str", "auto", choices=AUGMENTATION_DEVICES,
+              help="smcv: where augmentation_type runs: gpu (the training device, a whole batch at once), cpu "
+                   "(DataLoader workers, per image), auto (gpu when CUDA is present)"),
         Param("use_pretrained_model", "bool", False, help="start from ImageNet weights (only the last layer is re-initialised)"),
         Param("multi_label", "bool", False, help="several labels per image (multi-hot or class-id list)"),
         Param("use_weighted_loss", "bool", False, help="multi_label only: weight positives by inverse frequency"),

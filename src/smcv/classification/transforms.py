@@ -61,15 +61,34 @@ class AtLeast(torch.nn.Module):
         return F.resize(img, [max(self.height, round(h * scale)), max(self.width, round(w * scale))], antialias=True)
 
 
+#: ColorJitter of crop_color*: the built-in's offsets (hue +-36 of 360, saturation and brightness +-50 of 255)
+BRIGHTNESS = 50 / 255
+SATURATION = 50 / 255
+HUE = 36 / 360
+#: RandomAffine of crop_color_transform: rotation and x-shear ranges (degrees), scale range
+DEGREES = 10.0
+SHEAR = 5.7
+SCALE = (0.8, 1.25)
+
+
+def jitters_colour(kind: Optional[str]) -> bool:
+    """Whether augmentation_type `kind` jitters brightness, saturation and hue."""
+    return kind in ("crop_color", "crop_color_transform")
+
+
+def warps(kind: Optional[str]) -> bool:
+    """Whether augmentation_type `kind` applies a random affine warp."""
+    return kind == "crop_color_transform"
+
+
 def _augmentations(kind: Optional[str]) -> list[torch.nn.Module]:
     if not kind:
         return []
     ops: list[torch.nn.Module] = [v2.RandomHorizontalFlip()]
-    if kind in ("crop_color", "crop_color_transform"):
-        # the built-in's offsets: hue +-36 (of 360), saturation and brightness +-50 (of 255)
-        ops.append(v2.ColorJitter(brightness=50 / 255, saturation=50 / 255, hue=36 / 360))
-    if kind == "crop_color_transform":
-        ops.append(v2.RandomAffine(degrees=10, shear=(-5.7, 5.7), scale=(0.8, 1.25)))
+    if jitters_colour(kind):
+        ops.append(v2.ColorJitter(brightness=BRIGHTNESS, saturation=SATURATION, hue=HUE))
+    if warps(kind):
+        ops.append(v2.RandomAffine(degrees=DEGREES, shear=(-SHEAR, SHEAR), scale=SCALE))
     return ops
 
 
@@ -81,6 +100,25 @@ def train_transform(image_shape: tuple[int, int, int], resize: Optional[int], au
     ops.append(v2.RandomCrop((h, w)) if augmentation else v2.CenterCrop((h, w)))
     ops += _augmentations(augmentation)
     return v2.Compose(ops)
+
+
+class Uncropped(dict):
+    """A training sample's image, resized but not cropped, marked for the device path (`{"image": uint8 CHW}`)."""
+
+
+class MarkUncropped(torch.nn.Module):
+    """The last step of the device path's sample transform: the image leaves the worker marked as Uncropped."""
+
+    def forward(self, image: torch.Tensor) -> Uncropped:
+        return Uncropped(image=image.as_subclass(torch.Tensor))
+
+
+def uncropped_transform(image_shape: tuple[int, int, int], resize: Optional[int]) -> v2.Compose:
+    """The device path's per-sample part of train_transform: resize (optional) and upscale to fit the crop, marked
+    Uncropped; the crop, flip, jitter and warp run on the training device for the whole batch (device_augment)."""
+    c, h, w = image_shape
+    ops: list[torch.nn.Module] = [ResizeShorter(resize)] if resize else []
+    return v2.Compose([*ops, AtLeast(h, w), MarkUncropped()])
 
 
 def eval_transform(image_shape: tuple[int, int, int], resize: Optional[int]) -> v2.Compose:

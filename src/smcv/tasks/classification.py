@@ -19,7 +19,10 @@ from smcv.classification.predictor import ClassificationPredictor
 from smcv.classification.report import ClassificationReport
 from smcv.classification.sources import Split, check_labels, class_names_for, read_split
 from smcv.classification.threshold import fixed_entry, parse_setting
-from smcv.classification.transforms import GpuNormalize, eval_transform, normalisation, train_transform
+from smcv.classification.device_augment import CropBatch, augment_batch, device_collate
+from smcv.classification.transforms import (GpuNormalize, eval_transform, normalisation, train_transform,
+                                            uncropped_transform)
+from smcv.augmentation_device import on_device
 from smcv.config import HyperParameters, Schema
 from smcv.contract import ENV_CACHE_LIMIT_MB
 from smcv.errors import DataError
@@ -65,8 +68,14 @@ class ClassificationTask(Task):
                 check_labels(split.items, hp.num_classes, hp.multi_label, split.name)
         mode = "L" if hp.image_shape[0] == 1 else "RGB"
         limit = int(os.environ.get(ENV_CACHE_LIMIT_MB, "2048")) << 20
+        device_augmentation = hp.augmentation_type is not None and on_device(hp.augmentation_device)
+        transform = (uncropped_transform(hp.image_shape, hp.resize) if device_augmentation
+                     else train_transform(hp.image_shape, hp.resize, hp.augmentation_type))
+        if hp.augmentation_type is not None:
+            log.info("training augmentation (%s) runs on the %s", hp.augmentation_type,
+                     "training device, a batch at a time" if device_augmentation else "CPU, in the DataLoader workers")
         train_ds = ClassificationDataset(train.items, train.rec_files, mode, hp.num_classes, hp.multi_label,
-                                         train_transform(hp.image_shape, hp.resize, hp.augmentation_type), limit)
+                                         transform, limit)
         val_ds = None
         if validation is not None:
             val_ds = ClassificationDataset(validation.items, validation.rec_files, mode, hp.num_classes, hp.multi_label,
@@ -78,7 +87,8 @@ class ClassificationTask(Task):
         if hp.multi_label and hp.use_weighted_loss:
             info["pos_weight"] = positive_weights(train_ds, hp.num_classes)
         balance, weights = balance_data(train_ds, hp.num_classes, hp.multi_label, hp.class_balance)
-        return PreparedData(train_ds, val_ds, None, names, {**info, **balance}, sample_weights=weights)
+        collate = device_collate(hp.image_shape, hp.augmentation_type) if device_augmentation else None
+        return PreparedData(train_ds, val_ds, collate, names, {**info, **balance}, sample_weights=weights)
 
     def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path],
                     weights: Optional[Path] = None) -> torch.nn.Module:
@@ -182,8 +192,11 @@ def _read_splits(hp: HyperParameters, channels: dict[str, Path], channel_config:
 
 
 def _to_device(batch: Any, device: torch.device, criterion: TrainingCriterion) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images go to the device as they are and are normalised there."""
+    """uint8 images go to the device as they are and are normalised there (augmented first when the batch is a
+    CropBatch: augmentation on the device)."""
     images, targets = batch
+    if isinstance(images, CropBatch):
+        images = augment_batch(images, device)
     images = criterion.normalize(images.to(device, non_blocking=True))
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
