@@ -16,6 +16,8 @@ from smcv.classification.transforms import (BRIGHTNESS, DEGREES, HUE, SATURATION
                                             jitters_colour, warps)
 from smcv.data.colour import adjust_brightness, adjust_hue, blend, gray, per_image
 
+#: augmentation_device=auto moves images to the device uncropped only up to this many times the crop's area
+MAX_UNCROPPED_AREA = 4.0
 #: the jitter steps, in the order ColorJitter numbers them (contrast, number 1, is not used by the built-in's offsets)
 _BRIGHTNESS_STEP, _SATURATION_STEP, _HUE_STEP = 0, 2, 3
 
@@ -110,6 +112,11 @@ class DeviceCropCollate:
         images = [image["image"] for image, _ in batch]
         targets = default_collate([target for _, target in batch])
         return crop_batch(images, self.crop, self.colour, self.affine), targets
+
+
+def small_enough(uncropped: tuple[int, int], image_shape: tuple[int, int, int]) -> bool:
+    """Whether an uncropped (height, width) image is at most MAX_UNCROPPED_AREA times image_shape's crop area."""
+    return uncropped[0] * uncropped[1] <= MAX_UNCROPPED_AREA * image_shape[1] * image_shape[2]
 
 
 def device_collate(image_shape: tuple[int, int, int], augmentation: str) -> DeviceCropCollate:

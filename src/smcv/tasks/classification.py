@@ -19,7 +19,8 @@ from smcv.classification.predictor import ClassificationPredictor
 from smcv.classification.report import ClassificationReport
 from smcv.classification.sources import Split, check_labels, class_names_for, read_split
 from smcv.classification.threshold import fixed_entry, parse_setting
-from smcv.classification.device_augment import CropBatch, augment_batch, device_collate
+from smcv.classification.device_augment import (MAX_UNCROPPED_AREA, CropBatch, DeviceCropCollate, augment_batch,
+                                                device_collate, small_enough)
 from smcv.classification.transforms import (GpuNormalize, eval_transform, normalisation, train_transform,
                                             uncropped_transform)
 from smcv.augmentation_device import on_device
@@ -68,14 +69,9 @@ class ClassificationTask(Task):
                 check_labels(split.items, hp.num_classes, hp.multi_label, split.name)
         mode = "L" if hp.image_shape[0] == 1 else "RGB"
         limit = int(os.environ.get(ENV_CACHE_LIMIT_MB, "2048")) << 20
-        device_augmentation = hp.augmentation_type is not None and on_device(hp.augmentation_device)
-        transform = (uncropped_transform(hp.image_shape, hp.resize) if device_augmentation
-                     else train_transform(hp.image_shape, hp.resize, hp.augmentation_type))
-        if hp.augmentation_type is not None:
-            log.info("training augmentation (%s) runs on the %s", hp.augmentation_type,
-                     "training device, a batch at a time" if device_augmentation else "CPU, in the DataLoader workers")
         train_ds = ClassificationDataset(train.items, train.rec_files, mode, hp.num_classes, hp.multi_label,
-                                         transform, limit)
+                                         train_transform(hp.image_shape, hp.resize, hp.augmentation_type), limit)
+        collate = _place_augmentation(hp, train_ds)
         val_ds = None
         if validation is not None:
             val_ds = ClassificationDataset(validation.items, validation.rec_files, mode, hp.num_classes, hp.multi_label,
@@ -87,7 +83,6 @@ class ClassificationTask(Task):
         if hp.multi_label and hp.use_weighted_loss:
             info["pos_weight"] = positive_weights(train_ds, hp.num_classes)
         balance, weights = balance_data(train_ds, hp.num_classes, hp.multi_label, hp.class_balance)
-        collate = device_collate(hp.image_shape, hp.augmentation_type) if device_augmentation else None
         return PreparedData(train_ds, val_ds, collate, names, {**info, **balance}, sample_weights=weights)
 
     def build_model(self, hp: HyperParameters, data: PreparedData, channels: dict[str, Path],
@@ -189,6 +184,28 @@ def _read_splits(hp: HyperParameters, channels: dict[str, Path], channel_config:
     train = read("train")
     has_validation = "validation" in channels or "validation" in pipe
     return train, read("validation", train.class_names) if has_validation else None
+
+
+def _place_augmentation(hp: HyperParameters, dataset: ClassificationDataset) -> Optional[DeviceCropCollate]:
+    """Where augmentation_type runs: on the training device (the dataset then gives uncropped images and the returned
+    collate draws each batch's plan) or per image in the DataLoader workers (None). With auto, images far larger than
+    the crop stay on the CPU path: cropping in the workers moves less data to the device."""
+    if hp.augmentation_type is None:
+        return None
+    device = on_device(hp.augmentation_device)
+    uncropped = uncropped_transform(hp.image_shape, hp.resize)
+    why = ""
+    if device and hp.augmentation_device == "auto" and len(dataset):
+        dataset.transform = uncropped
+        height, width = dataset[0][0]["image"].shape[-2:]
+        if not small_enough((int(height), int(width)), hp.image_shape):
+            device = False
+            why = (f" (its first image is {width}x{height} before the crop, over {MAX_UNCROPPED_AREA:g}x the crop's "
+                   "area: the workers crop it first; augmentation_device=gpu moves whole images instead)")
+    dataset.transform = uncropped if device else train_transform(hp.image_shape, hp.resize, hp.augmentation_type)
+    log.info("training augmentation (%s) runs on the %s%s", hp.augmentation_type,
+             "training device, a batch at a time" if device else "CPU, in the DataLoader workers", why)
+    return device_collate(hp.image_shape, hp.augmentation_type) if device else None
 
 
 def _to_device(batch: Any, device: torch.device, criterion: TrainingCriterion) -> tuple[torch.Tensor, torch.Tensor]:

@@ -178,3 +178,28 @@ def test_task_training_step_with_augmentation_on_the_device(tmp_path):
     assert task.prepare_data(cpu_hp, channels, {}).collate_fn is None  # the CPU path: per-image transforms
     with pytest.raises(Exception, match="augmentation_device"):
         task.schema().resolve({**TINY_CLASSIFICATION, "augmentation_device": "tpu"})
+
+
+def test_auto_keeps_images_far_larger_than_the_crop_on_the_cpu_path(tmp_path, monkeypatch, caplog):
+    """With CUDA present, auto augments on the device when the uncropped images are at most 4x the crop's area, and
+    crops in the workers when they are larger (less to move); gpu moves them anyway."""
+    import logging
+
+    task = ClassificationTask()
+    write_class_folders(tmp_path / "train", 2, size=40)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    channels = {"train": tmp_path / "train"}
+
+    def collate_for(**extra):
+        hp = task.schema().resolve({**TINY_CLASSIFICATION, "num_training_samples": 4, "augmentation_type": "crop",
+                                    **extra})
+        return task.prepare_data(hp, channels, {})
+
+    assert collate_for(image_shape="1,24,24").collate_fn is not None  # 40x40 is 2.8x 24x24
+    with caplog.at_level(logging.INFO, logger="smcv.tasks.classification"):
+        far = collate_for(image_shape="1,16,16")  # 40x40 is 6.25x 16x16
+    assert far.collate_fn is None and far.train[0][0].shape == (1, 16, 16)
+    assert any("40x40 before the crop" in r.getMessage() and "augmentation_device=gpu" in r.getMessage()
+               for r in caplog.records)
+    forced = collate_for(image_shape="1,16,16", augmentation_device="gpu")
+    assert forced.collate_fn is not None and forced.train[0][0]["image"].shape == (1, 40, 40)
