@@ -32,6 +32,7 @@ class FakePredictor(Predictor):
         self.delay_s = float(manifest.get("delay_s", 0.0))
         self.device = device
         self.batch_sizes: list[int] = []
+        self.grad_enabled: list[bool] = []  # autograd state of each predict_batch call (serving runs without it)
         self.lock = threading.Lock()
 
     def placement(self, height: int, width: int) -> Placement:
@@ -40,6 +41,7 @@ class FakePredictor(Predictor):
     def predict_batch(self, batch: torch.Tensor, metas: Sequence[dict[str, Any]]) -> list[Any]:
         with self.lock:
             self.batch_sizes.append(int(batch.shape[0]))
+            self.grad_enabled.append(torch.is_grad_enabled())
         if self.delay_s:
             time.sleep(self.delay_s)
         means = batch.mean(dim=(2, 3))

@@ -27,6 +27,7 @@ class PreparedBatch:
     ready: Optional[torch.cuda.Event] = None
 
 
+@torch.inference_mode()
 def prepare_batch(predictor: Predictor, items: Sequence[tuple[RequestImage, dict[str, Any]]], device: torch.device,
                   stream: Optional[torch.cuda.Stream] = None) -> PreparedBatch:
     """Decode, resize and normalise the (RequestImage, meta) items on `device` (queued on `stream` when given); an
@@ -48,6 +49,7 @@ def prepare_batch(predictor: Predictor, items: Sequence[tuple[RequestImage, dict
     return PreparedBatch(results, good, batch, [items[n][1] for n in good], ready)
 
 
+@torch.inference_mode()
 def infer_prepared(predictor: Predictor, prepared: PreparedBatch) -> list[Any]:
     """Run the model on a prepared batch (after its preparation on another stream has finished); one result per item."""
     results = list(prepared.results)

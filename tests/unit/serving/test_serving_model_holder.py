@@ -48,6 +48,7 @@ def test_load_logs_and_warms_up(make_holder, caplog):
     assert holder.ready and holder.error is None
     assert holder.task_name == "fake" and holder.device == torch.device("cpu")
     assert holder.predictor.batch_sizes == [1, 3]  # warm-up at batch 1 and at the full batch
+    assert holder.predictor.grad_enabled == [False, False]  # the warm-up records no autograd graph either
     assert any("model loaded in" in r.getMessage() and "task=fake" in r.getMessage() for r in caplog.records)
 
 
