@@ -140,7 +140,8 @@ def flip(images: torch.Tensor, plan: CropPlan) -> torch.Tensor:
 
 def jitter(images: torch.Tensor, plan: CropPlan) -> torch.Tensor:
     """ColorJitter's brightness, saturation and hue in each image's own random order, truncating to whole levels as
-    torchvision's uint8 kernels do; grey images get only brightness (saturation and hue leave them unchanged)."""
+    torchvision's uint8 kernels do; grey images get only brightness (saturation and hue leave them unchanged).
+    Changes `images` in place (augment_batch gives it a fresh float copy) and returns it."""
     order = plan.order.to(images.device)
     colour = images.shape[1] == 3
     for position in range(order.shape[1]):

@@ -73,19 +73,14 @@ class Batcher:
 
     def _fail_waiting(self) -> None:
         """Fail what the stopped threads left queued, so no caller waits for its timeout."""
-        stopping = RuntimeError("the server is stopping")
         for waiting in (self._queue, self._prepared):
             while True:
                 try:
                     entry = waiting.get_nowait()
                 except queue.Empty:
                     break
-                if entry is None:
-                    continue
-                futures = [entry[1]] if waiting is self._queue else entry[0]
-                for future in futures:
-                    if future.running() or future.set_running_or_notify_cancel():
-                        future.set_exception(stopping)
+                if entry is not None:
+                    _refuse_stopping([entry[1]] if waiting is self._queue else entry[0])
 
     @property
     def alive(self) -> bool:
@@ -169,7 +164,7 @@ class Batcher:
                 return
             except queue.Full:
                 continue
-        self._fail(futures, RuntimeError("the server is stopping"))
+        _refuse_stopping(futures)
 
     def _settle(self, futures: list[Future], run: Callable[[], list[Any]]) -> None:
         """Run one batch and resolve each future with its own result (or all with the batch's exception)."""
@@ -192,3 +187,10 @@ class Batcher:
         logger.exception("inference failed for a batch of %d", len(futures), exc_info=exc)
         for future in futures:
             future.set_exception(exc)
+
+
+def _refuse_stopping(futures: list[Future]) -> None:
+    """Answer the callers of a stopping batcher at once (a stop is no inference failure: nothing is logged)."""
+    for future in futures:
+        if future.running() or future.set_running_or_notify_cancel():
+            future.set_exception(RuntimeError("the server is stopping"))

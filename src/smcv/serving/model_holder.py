@@ -78,12 +78,17 @@ def default_max_batch_size(device: Any) -> int:
     return max(1, env_number(ENV_MAX_BATCH_SIZE, 8 if device.type == "cuda" else 4, int))
 
 
+def env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """$name lower-cased, one of choices (the first, 'auto', when unset); another value is a ValueError naming them."""
+    wanted = os.environ.get(name, "").strip().lower() or choices[0]
+    if wanted not in choices:
+        raise ValueError(f"{name}={wanted!r} is not one of {', '.join(choices)}; unset it for {choices[0]}")
+    return wanted
+
+
 def jpeg_decode_setting() -> str:
     """$SMCV_JPEG_DECODE: auto (default), device or pil; another value is a ValueError naming the choices."""
-    wanted = os.environ.get(ENV_JPEG_DECODE, "").strip().lower() or "auto"
-    if wanted not in JPEG_DECODE_CHOICES:
-        raise ValueError(f"{ENV_JPEG_DECODE}={wanted!r} is not one of {', '.join(JPEG_DECODE_CHOICES)}; unset it for auto")
-    return wanted
+    return env_choice(ENV_JPEG_DECODE, JPEG_DECODE_CHOICES)
 
 
 def jpeg_on_device(device: Any) -> bool:
@@ -95,11 +100,7 @@ def jpeg_on_device(device: Any) -> bool:
 
 def prepare_overlap_setting() -> str:
     """$SMCV_PREPARE_OVERLAP: auto (default), on or off; another value is a ValueError naming the choices."""
-    wanted = os.environ.get(ENV_PREPARE_OVERLAP, "").strip().lower() or "auto"
-    if wanted not in PREPARE_OVERLAP_CHOICES:
-        raise ValueError(f"{ENV_PREPARE_OVERLAP}={wanted!r} is not one of {', '.join(PREPARE_OVERLAP_CHOICES)}; "
-                         "unset it for auto")
-    return wanted
+    return env_choice(ENV_PREPARE_OVERLAP, PREPARE_OVERLAP_CHOICES)
 
 
 def prepare_overlap(device: Any) -> bool:
@@ -208,10 +209,9 @@ class ModelHolder:
         overlap = prepare_overlap(self.device) if self._overlap is None else self._overlap
         if overlap and self.device.type == "cuda":
             self._prepare_stream = torch.cuda.Stream(self.device)
-        self.batcher = Batcher(self._infer, batch_size, self.max_delay_s, name=f"smcv-batcher-{self.worker_index}",
-                               prepare=self._prepare) if overlap else \
-            Batcher(self._run_batch, batch_size, self.max_delay_s, name=f"smcv-batcher-{self.worker_index}")
-        self.batcher.start()
+        self.batcher = Batcher(self._infer if overlap else self._run_batch, batch_size, self.max_delay_s,
+                               name=f"smcv-batcher-{self.worker_index}",
+                               prepare=self._prepare if overlap else None).start()
         logger.info("model loaded in %.2f s (task=%s, device=%s, worker=%d, max_batch_size=%d, max_delay_ms=%g, "
                     "jpeg_decode=%s, prepare_overlap=%s)", time.monotonic() - started, self.task_name, self.device,
                     self.worker_index, batch_size, self.max_delay_s * 1000, "device" if self.keep_jpeg else "pil",
