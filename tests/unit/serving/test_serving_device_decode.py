@@ -109,9 +109,10 @@ def post(client, data, content_type="image/jpeg"):
     return client.post("/invocations", data=data, headers={"Content-Type": content_type, "Accept": "application/json"})
 
 
-def test_one_bad_jpeg_fails_only_its_request_in_a_shared_batch(make_holder, device_decoding):
-    holder = make_holder(max_batch_size=8, max_delay_ms=300)
-    assert holder.keep_jpeg
+@pytest.mark.parametrize("overlap", [False, True], ids=["one-thread", "overlapped"])
+def test_one_bad_jpeg_fails_only_its_request_in_a_shared_batch(make_holder, device_decoding, overlap):
+    holder = make_holder(max_batch_size=8, max_delay_ms=300, overlap=overlap)
+    assert holder.keep_jpeg and holder.batcher.overlapped == overlap
     app = create_app(holder)
     bodies = [jpeg(colour=(200, 30, 30)), corrupt(jpeg(seed=5)), jpeg(colour=(30, 30, 200))]
     answers: list = [None] * 3
