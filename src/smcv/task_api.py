@@ -232,6 +232,19 @@ class Predictor(abc.ABC):
         """Encode one result in the given response content type (one of response_types)."""
 
 
+@dataclass(frozen=True)
+class OnDevice:
+    """A training batch that Task.stage_batch already put on the device (and augmented there): `inputs` is what
+    the task's training_loss would otherwise have made of the collated batch."""
+
+    inputs: Any
+
+
+def staged_inputs(batch: Any, device: torch.device, stage: Callable[[Any, torch.device], Any]) -> Any:
+    """A staged batch's inputs, or `stage` applied to a collated one (the same result, made now)."""
+    return batch.inputs if isinstance(batch, OnDevice) else stage(batch, device)
+
+
 class Task(abc.ABC):
     """One algorithm: schema, data, model, loss, metrics, artifact and serving."""
 
@@ -279,9 +292,15 @@ class Task(abc.ABC):
         Tasks keep no state: what the training steps need beside the network (normalisation, loss settings) goes on
         the returned model as a parameter-free `criterion` child module, read back with criterion_of(model)."""
 
+    def stage_batch(self, batch: Any, device: torch.device) -> Any:
+        """A collated training batch's work before the network (copy to the device, augmentation there) as an
+        OnDevice batch; the trainer runs it one batch ahead on a side CUDA stream (engine.prefetch). The default
+        stages nothing: training_loss then does it all."""
+        return batch
+
     @abc.abstractmethod
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
-        """Forward one training batch and return the scalar loss."""
+        """Forward one training batch (as collated, or as stage_batch left it) and return the scalar loss."""
 
     @abc.abstractmethod
     def new_evaluator(self, hp: HyperParameters, data: PreparedData) -> Evaluator:

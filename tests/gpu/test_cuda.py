@@ -51,3 +51,23 @@ def test_precision_choice_on_this_gpu():
     assert choose_precision("float32", True, device).dtype == expected
     assert choose_precision("float16", True, device).needs_scaler
     assert choose_precision("float32", False, device).dtype is None
+
+
+def test_prefetched_batches_train_as_batches_staged_in_line(tmp_path):
+    """The side-stream staging hands the step the same tensors as staging in line would (augmentation on the GPU)."""
+    from smcv.engine.prefetch import prefetched
+    from smcv.tasks.classification import ClassificationTask
+
+    torch.manual_seed(0)
+    task, cuda = ClassificationTask(), torch.device("cuda")
+    write_class_folders(tmp_path / "train", 8, mode="RGB")
+    hp = task.schema().resolve({**TINY_CLASSIFICATION, "image_shape": "3,16,16", "resize": "20",
+                                "augmentation_type": "crop_color_transform", "augmentation_device": "gpu"})
+    data = task.prepare_data(hp, {"train": tmp_path / "train"}, {})
+    batches = [data.collate_fn([data.train[i] for i in range(k, k + 4)]) for k in (0, 4)]
+    batches = [(images.pin_memory(), targets.pin_memory()) for images, targets in batches]
+    staged = list(prefetched(batches, task.stage_batch, cuda))
+    for batch, ahead in zip(batches, staged):
+        inline = task.stage_batch(batch, cuda).inputs
+        assert ahead.inputs[0].is_cuda and torch.equal(ahead.inputs[0], inline[0])
+        assert torch.equal(ahead.inputs[1], inline[1])

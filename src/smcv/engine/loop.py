@@ -24,11 +24,12 @@ from smcv.engine.metrics_log import format_metric_line
 from smcv.engine.observer import Observer
 from smcv.engine.optim import build_optimizer, build_scheduler, trainable_parameters
 from smcv.engine.precision import Precision, choose_precision
+from smcv.engine.prefetch import prefetched
 from smcv.engine.progress import Progress
 from smcv.engine.signals import StopRequest
 from smcv.engine.tensorboard import open_board
 from smcv.errors import UserError
-from smcv.task_api import PreparedData, Task, TrainSettings
+from smcv.task_api import OnDevice, PreparedData, Task, TrainSettings
 
 log = logging.getLogger(__name__)
 LOG_EVERY_STEPS = 50
@@ -54,7 +55,9 @@ class FitResult:
 
 
 def batch_size_of(batch: Any) -> int:
-    """Number of samples in a collated batch (tensor, tuple/list whose first item is a tensor or list, or dict)."""
+    """Number of samples in a collated or staged batch (tensor, tuple/list whose first item is a tensor or list, or
+    dict)."""
+    batch = batch.inputs if isinstance(batch, OnDevice) else batch
     first = batch[0] if isinstance(batch, (tuple, list)) else batch
     if isinstance(first, dict):
         first = next(iter(first.values()))
@@ -176,7 +179,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.progress.start_epoch(epoch)
         self.observer.start_epoch(epoch, (epoch - 1) * self.steps_per_epoch)
-        for i, batch in enumerate(self.train_loader):
+        for i, batch in enumerate(prefetched(self.train_loader, self.task.stage_batch, self.device)):
             self.progress.batch_arrived()
             last_micro = (i + 1) % self.accum == 0 or i + 1 == n_batches
             sync = last_micro or not hasattr(self.model, "no_sync")

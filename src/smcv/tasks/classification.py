@@ -30,8 +30,8 @@ from smcv.errors import DataError
 from smcv.flip_average import flip_averaged
 from smcv.inputs import channel_inputs
 from smcv.pretrained import WeightsNeed, imagenet_need, load_matching, read_state_dict
-from smcv.task_api import (AdvisorFacts, CardFacts, Evaluator, PreparedData, Predictor, Report, Task, TrainSettings,
-                           criterion_of, train_settings_from)
+from smcv.task_api import (AdvisorFacts, CardFacts, Evaluator, OnDevice, PreparedData, Predictor, Report, Task, TrainSettings,
+                           criterion_of, staged_inputs, train_settings_from)
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,12 @@ class ClassificationTask(Task):
                                             data.info.get("class_weights"), hp.test_time_flip)
         return model
 
+    def stage_batch(self, batch: Any, device: torch.device) -> OnDevice:
+        return OnDevice(_stage(batch, device))
+
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         criterion = criterion_of(model)
-        images, targets = _to_device(batch, device, criterion)
+        images, targets = _normalised(staged_inputs(batch, device, _stage), criterion)
         return criterion(model(images), targets)
 
     def new_evaluator(self, hp: HyperParameters, data: PreparedData) -> Evaluator:
@@ -108,7 +111,7 @@ class ClassificationTask(Task):
 
     def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device, evaluator: Evaluator) -> torch.Tensor:
         criterion = criterion_of(model)
-        images, targets = _to_device(batch, device, criterion)
+        images, targets = _normalised(_stage(batch, device), criterion)
         logits = flip_averaged(model, images, criterion.test_time_flip, dense=False)
         evaluator.update(logits, (images, targets))
         return criterion(logits, targets)
@@ -208,13 +211,18 @@ def _place_augmentation(hp: HyperParameters, dataset: ClassificationDataset) -> 
     return device_collate(hp.image_shape, hp.augmentation_type) if device else None
 
 
-def _to_device(batch: Any, device: torch.device, criterion: TrainingCriterion) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images go to the device as they are and are normalised there (augmented first when the batch is a
-    CropBatch: augmentation on the device)."""
+def _stage(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and targets on the device (a CropBatch is augmented there first)."""
     images, targets = batch
     if isinstance(images, CropBatch):
         images = augment_batch(images, device)
-    images = criterion.normalize(images.to(device, non_blocking=True))
-    if device.type == "cuda":
+    return images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+
+
+def _normalised(staged: tuple[torch.Tensor, torch.Tensor], criterion: TrainingCriterion) -> tuple[torch.Tensor, torch.Tensor]:
+    """The staged images normalised on their device (channels-last on a GPU), beside the targets."""
+    images, targets = staged
+    images = criterion.normalize(images)
+    if images.device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
-    return images, targets.to(device, non_blocking=True)
+    return images, targets

@@ -22,8 +22,8 @@ from smcv.detection.prepare import prepare_detection_data
 from smcv.detection.report import DetectionReport
 from smcv.errors import ConfigError
 from smcv.pretrained import WeightsNeed
-from smcv.task_api import (AdvisorFacts, CardFacts, Evaluator, PreparedData, Predictor, Report, Task, TrainSettings,
-                           train_settings_from)
+from smcv.task_api import (AdvisorFacts, CardFacts, Evaluator, OnDevice, PreparedData, Predictor, Report, Task, TrainSettings,
+                           staged_inputs, train_settings_from)
 
 
 class DetectionTask(Task):
@@ -54,8 +54,11 @@ class DetectionTask(Task):
         data.info["detector"] = spec
         return model
 
+    def stage_batch(self, batch: Any, device: torch.device) -> OnDevice:
+        return OnDevice(to_device(batch, device))
+
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
-        images, targets = to_device(batch, device)
+        images, targets = staged_inputs(batch, device, to_device)
         losses = model(images, targets)
         return losses["bbox_regression"] + losses["classification"]
 

@@ -27,8 +27,8 @@ from smcv.segmentation.model import (IMAGENET_MEAN, IMAGENET_STD, build_network,
 from smcv.segmentation.predictor import SegmentationPredictor
 from smcv.segmentation.report import SegmentationReport
 from smcv.segmentation.transforms import build_transform, content_size, normalize
-from smcv.task_api import (AdvisorFacts, CardFacts, Evaluator, PreparedData, Predictor, Report, Task, TrainSettings,
-                           criterion_of)
+from smcv.task_api import (AdvisorFacts, CardFacts, Evaluator, OnDevice, PreparedData, Predictor, Report, Task, TrainSettings,
+                           criterion_of, staged_inputs)
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +115,15 @@ class SegmentationTask(Task):
                  flip: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Loss, logits and masks of a batch; flip (validation with test_time_flip) averages the logits with the
         mirrored images' (the network then runs in eval mode, without auxiliary logits)."""
-        if isinstance(batch, PairBatch):  # decoded only: augmented on the device first
-            batch = augment_pairs(batch, device)
-        images, masks = batch[0], batch[1]
-        images = normalize(images.to(device, non_blocking=True), IMAGENET_MEAN, IMAGENET_STD)
-        if device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        masks = masks.to(device, non_blocking=True).long()
+        images, masks = staged_inputs(batch, device, _stage)
         if flip:
             logits, aux = flip_averaged(lambda x: split_outputs(model(x))[0], images, True, dense=True), None
         else:
             logits, aux = split_outputs(model(images))
         return criterion_of(model)(logits, masks, aux), logits, masks
+
+    def stage_batch(self, batch: Any, device: torch.device) -> OnDevice:
+        return OnDevice(_stage(batch, device))
 
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         return self._forward(model, batch, device)[0]
@@ -183,3 +180,15 @@ class SegmentationTask(Task):
         names = list(manifest.get("class_names") or [])
         return SegmentationPredictor(model, manifest["input"], norm["mean"], norm["std"], names, device,
                                      test_time_flip=bool(manifest.get("test_time_flip")))
+
+
+def _stage(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised images (channels-last on a GPU) and long masks on the device; a PairBatch (decoded only) is
+    augmented there first."""
+    if isinstance(batch, PairBatch):
+        batch = augment_pairs(batch, device)
+    images, masks = batch[0], batch[1]
+    images = normalize(images.to(device, non_blocking=True), IMAGENET_MEAN, IMAGENET_STD)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, masks.to(device, non_blocking=True).long()

@@ -11,6 +11,7 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from smcv.task_api import OnDevice
 from smcv.classification.device_augment import (CropBatch, DeviceCropCollate, augment_batch, crop_batch, cut,
                                                 device_collate, draw_plan, flip, jitter, warp)
 from smcv.classification.transforms import Uncropped, train_transform, uncropped_transform
@@ -173,6 +174,9 @@ def test_task_training_step_with_augmentation_on_the_device(tmp_path):
     model = task.build_model(hp, data, channels)
     loss = task.training_loss(model, batch, CPU)
     assert math.isfinite(loss.item()) and loss.item() > 0
+    staged = task.stage_batch(batch, CPU)  # what the trainer's prefetcher hands the step on a GPU
+    assert isinstance(staged, OnDevice) and staged.inputs[0].shape == (4, 3, 16, 16)
+    assert torch.allclose(task.training_loss(model, staged, CPU), loss)
     loss.backward()
     cpu_hp = task.schema().resolve({**TINY_CLASSIFICATION, "augmentation_type": "crop", "augmentation_device": "cpu"})
     assert task.prepare_data(cpu_hp, channels, {}).collate_fn is None  # the CPU path: per-image transforms

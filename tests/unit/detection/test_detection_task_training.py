@@ -9,6 +9,7 @@ import pytest
 import torch
 from tests.helpers.detdata import TINY_HP, draw, json_channels, scene
 
+from smcv.task_api import OnDevice
 from smcv.detection.metrics import box_iou
 from smcv.tasks.detection import DetectionTask
 
@@ -72,5 +73,8 @@ def test_training_loss_with_augmentation_on_the_device(tmp_path):
     assert len(batch) == 4 and batch.images.dtype == torch.uint8  # the loader only decoded
     loss = task.training_loss(model, batch, torch.device("cpu"))
     assert torch.isfinite(loss) and loss.item() > 0
+    staged = task.stage_batch(batch, torch.device("cpu"))  # what the trainer's prefetcher hands the step on a GPU
+    assert isinstance(staged, OnDevice) and staged.inputs[0].dtype == torch.float32
+    assert torch.allclose(task.training_loss(model, staged, torch.device("cpu")), loss)
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())

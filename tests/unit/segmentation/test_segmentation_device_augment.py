@@ -13,6 +13,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from smcv.task_api import OnDevice
 from smcv.segmentation.datasets import DecodedPairs, DeviceCollate
 from smcv.augmentation_device import on_device
 from smcv.segmentation.device_augment import augment_pairs, pair_batch
@@ -154,6 +155,9 @@ def test_training_step_with_augmentation_on_the_device(tmp_path):
     assert len(batch) == 4 and batch.images.dtype == torch.uint8
     loss = task.training_loss(model, batch, CPU)
     assert math.isfinite(loss.item()) and loss.item() > 0
+    staged = task.stage_batch(batch, CPU)  # what the trainer's prefetcher hands the step on a GPU
+    assert isinstance(staged, OnDevice) and staged.inputs[1].dtype == torch.long
+    assert torch.allclose(task.training_loss(model, staged, CPU), loss)
     loss.backward()
     assert on_device("gpu") and not on_device("cpu") and on_device("auto") == torch.cuda.is_available()
 
