@@ -71,3 +71,21 @@ def test_prefetched_batches_train_as_batches_staged_in_line(tmp_path):
         inline = task.stage_batch(batch, cuda).inputs
         assert ahead.inputs[0].is_cuda and torch.equal(ahead.inputs[0], inline[0])
         assert torch.equal(ahead.inputs[1], inline[1])
+
+
+def test_nvjpeg_training_batches_match_the_workers_pillow_path(tmp_path):
+    """JPEG rows decoded by nvJPEG and resized on the GPU give the pixels the workers' Pillow path gives (nvJPEG's
+    IDCT rounds a little differently: compared on average)."""
+    from smcv.classification.device_augment import CropBatch, augment_batch, device_collate
+    from smcv.classification.samples import FileItem
+    from tests.unit.classification.test_classification_device_decode import dataset, jpeg_file
+
+    items = [FileItem(jpeg_file(tmp_path / f"{n}.jpg", w, h, seed=n), (n % 2,))
+             for n, (w, h) in enumerate([(640, 480), (480, 640), (300, 300)])]
+    collate = device_collate((3, 224, 224), "crop_color", 256)
+    torch.manual_seed(0)
+    kept, _ = collate([dataset(items, "RGB", True, 256, (3, 224, 224))[i] for i in range(3)])
+    decoded, _ = collate([dataset(items, "RGB", False, 256, (3, 224, 224))[i] for i in range(3)])
+    shared = CropBatch(kept.images, kept.sizes, decoded.plan, kept.crop, kept.colour, kept.affine, kept.pending)
+    on_gpu = augment_batch(shared.pin_memory(), torch.device("cuda")).cpu()
+    assert (on_gpu - augment_batch(decoded, torch.device("cpu"))).abs().mean() < 1.5

@@ -20,7 +20,8 @@ from smcv import artifact
 from smcv.data.images import decode_image
 from smcv.errors import DataError
 from smcv.serving import codecs, direct
-from smcv.serving.request_image import decode_jpegs, pixels_of
+from smcv.data.jpeg import decode_jpegs
+from smcv.serving.request_image import pixels_of
 from smcv.tasks import get_task
 from tests.helpers.exportmodels import write_tiny_model
 from tests.unit.serving.test_serving_device_decode import corrupt

@@ -13,7 +13,8 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as F
 
 from smcv.classification.samples import FileItem
-from smcv.data.images import decode_image
+from smcv.data.images import decode_image, open_image
+from smcv.data.jpeg import EncodedJpeg, device_decodable
 from smcv.data.recordio import IndexedRecordReader, index_beside, unpack
 from smcv.errors import DataError
 
@@ -44,7 +45,9 @@ def image_to_tensor(image) -> torch.Tensor:
 
 
 class ClassificationDataset(Dataset):
-    """Samples (uint8 image, target) from files, RecordIO or spooled manifest records, transformed on access."""
+    """Samples (uint8 image, target) from files, RecordIO or spooled manifest records, transformed on access; with
+    keep_jpeg, JPEGs the device decoder takes stay encoded (EncodedJpeg, not transformed: decoded and resized on the
+    training device, see device_augment)."""
 
     def __init__(self, items: list[FileItem], rec_files: list[Path], mode: str, num_classes: int, multi_label: bool,
                  transform: Callable, cache_limit_bytes: int = 0) -> None:
@@ -55,6 +58,7 @@ class ClassificationDataset(Dataset):
         self.item_readers = {rec: IndexedRecordReader(rec, index_beside(rec)) for rec in spooled}
         self.index: list[tuple[int, int]] = [(r, i) for r, reader in enumerate(self.readers) for i in range(len(reader))]
         self.cache: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None
+        self.keep_jpeg = False
         if cache_limit_bytes and len(self) and self._estimate_bytes() <= cache_limit_bytes:
             self.cache = self._decode_all()
 
@@ -71,20 +75,28 @@ class ClassificationDataset(Dataset):
         header, _ = unpack(self.readers[r].read_at(k), source)
         return to_target(header.label, self.num_classes, self.multi_label, source)
 
-    def _load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _load(self, i: int) -> tuple[torch.Tensor | EncodedJpeg, torch.Tensor]:
         if self.items:
             item = self.items[i]
             where = _item_where(item)
             if item.record is None:
-                image = decode_image(_read(item.path), str(item.path), mode=self.mode)
+                image = self._image(_read(item.path), str(item.path))
             else:
-                image = decode_image(self.item_readers[item.path].read_at(item.record), where, mode=self.mode)
-            return image_to_tensor(image), to_target(item.labels, self.num_classes, self.multi_label, where)
+                image = self._image(self.item_readers[item.path].read_at(item.record), where)
+            return image, to_target(item.labels, self.num_classes, self.multi_label, where)
         r, k = self.index[i]
         source = f"{self.readers[r].rec_path.name} record {k}"
         header, payload = unpack(self.readers[r].read_at(k), source)
-        image = decode_image(payload, source, mode=self.mode)
-        return image_to_tensor(image), to_target(header.label, self.num_classes, self.multi_label, source)
+        return self._image(payload, source), to_target(header.label, self.num_classes, self.multi_label, source)
+
+    def _image(self, data: bytes, source: str) -> torch.Tensor | EncodedJpeg:
+        """uint8 CHW pixels decoded by Pillow, or (keep_jpeg) the header-checked JPEG the device decoder takes."""
+        if self.keep_jpeg:
+            header = open_image(data, source)
+            if device_decodable(header, data, self.mode):
+                return EncodedJpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), header.height, header.width,
+                                   self.mode, source)
+        return image_to_tensor(decode_image(data, source, mode=self.mode))
 
     def _estimate_bytes(self) -> int:
         sample, _ = self._load(0)
@@ -96,9 +108,9 @@ class ClassificationDataset(Dataset):
         log.info("decoded %d images once into memory (%.1f MB)", len(decoded), sum(t.numel() for t, _ in decoded) / 1e6)
         return decoded
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor | EncodedJpeg, torch.Tensor]:
         image, target = self.cache[i] if self.cache is not None else self._load(i)
-        return self.transform(image), target
+        return (image if isinstance(image, EncodedJpeg) else self.transform(image)), target
 
     def class_id(self, i: int) -> int:
         """The (first) class id of sample i without decoding its image."""

@@ -1,20 +1,26 @@
 """Classification training augmentation of a whole batch on the training device: the DataLoader workers (or the
-decode-once cache) give uint8 images resized but not cropped, and draw the plan as the CPU path's torchvision
-transforms would (RandomCrop, RandomHorizontalFlip, ColorJitter, RandomAffine); the device crops, flips, jitters and
-warps the batch at once."""
+decode-once cache) give uint8 images resized but not cropped, or JPEGs left encoded for the device decoder
+(device_decode), and draw the plan as the CPU path's torchvision transforms would (RandomCrop, RandomHorizontalFlip,
+ColorJitter, RandomAffine); the device crops, flips, jitters and warps the batch at once."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Callable, Optional, Union
 
 import torch
 import torch.nn.functional as nnf
 from torch.utils.data import default_collate
 
+from smcv.classification.device_decode import PendingJpeg, assemble
 from smcv.classification.transforms import (BRIGHTNESS, DEGREES, HUE, SATURATION, SCALE, SHEAR, Uncropped,
-                                            jitters_colour, warps)
+                                            jitters_colour, uncropped_geometry, warps)
 from smcv.data.colour import adjust_brightness, adjust_hue, blend, gray, per_image
+from smcv.data.jpeg import EncodedJpeg
+
+#: an image's uncropped (height, width) and the ResizeShorter size before an upscale, from its stored height, width
+Geometry = Callable[[int, int], tuple[tuple[int, int], Optional[tuple[int, int]]]]
 
 #: augmentation_device=auto moves images to the device uncropped only up to this many times the crop's area
 MAX_UNCROPPED_AREA = 4.0
@@ -44,22 +50,25 @@ class CropPlan:
 
 @dataclass
 class CropBatch:
-    """Resized, uncropped uint8 images (top-left aligned, zero-padded to the batch's largest), their sizes, the plan
-    and the crop size; augment_batch turns it into the training batch on the device."""
+    """Resized, uncropped uint8 images (top-left aligned, zero-padded to the batch's largest) and the JPEG rows still
+    encoded, every row's uncropped size, the plan and the crop size; augment_batch turns it into the training batch
+    on the device."""
 
-    images: torch.Tensor  # (N, C, H, W) uint8
-    sizes: torch.Tensor  # (N, 2) each image's height, width before padding
+    images: torch.Tensor  # (M, C, H, W) uint8: the rows not pending, in row order
+    sizes: torch.Tensor  # (N, 2) each image's uncropped height, width before padding
     plan: CropPlan
     crop: tuple[int, int]  # output height, width
     colour: bool  # ColorJitter (crop_color, crop_color_transform)
     affine: bool  # RandomAffine (crop_color_transform)
+    pending: tuple[PendingJpeg, ...] = ()  # rows the device decodes (nvJPEG) and resizes
 
     def __len__(self) -> int:
-        return int(self.images.shape[0])
+        return int(self.sizes.shape[0])
 
     def pin_memory(self) -> "CropBatch":
         """The batch with pinned tensors (DataLoader pin_memory)."""
-        return replace(self, images=self.images.pin_memory(), sizes=self.sizes.pin_memory(), plan=self.plan.pin_memory())
+        return replace(self, images=self.images.pin_memory(), sizes=self.sizes.pin_memory(), plan=self.plan.pin_memory(),
+                       pending=tuple(p.pin_memory() for p in self.pending))
 
 
 def uniform(n: int, low: float, high: float) -> torch.Tensor:
@@ -85,33 +94,52 @@ def draw_plan(sizes: torch.Tensor, crop: tuple[int, int], colour: bool, affine: 
         scale=uniform(n, *SCALE) if affine else ones)
 
 
-def crop_batch(images: list[torch.Tensor], crop: tuple[int, int], colour: bool, affine: bool) -> CropBatch:
-    """Pad resized, uncropped uint8 images into one batch and draw its plan."""
-    n, channels = len(images), images[0].shape[0]
+def crop_batch(images: list[Union[torch.Tensor, EncodedJpeg]], crop: tuple[int, int], colour: bool, affine: bool,
+               geometry: Optional[Geometry] = None) -> CropBatch:
+    """Pad resized, uncropped uint8 images into one batch, keep the JPEGs encoded (their uncropped size from
+    `geometry`) and draw the plan over every row."""
+    pending, pixels, sizes = [], [], []
+    for row, image in enumerate(images):
+        if isinstance(image, EncodedJpeg):
+            if geometry is None:
+                raise ValueError("a batch with encoded JPEGs needs the geometry of their resize")
+            size, via = geometry(image.height, image.width)
+            pending.append(PendingJpeg(image, row, size, via))
+            sizes.append(list(size))
+        else:
+            pixels.append(image)
+            sizes.append(list(image.shape[-2:]))
+    size_rows = torch.tensor(sizes, dtype=torch.long).view(len(images), 2)
+    return CropBatch(_padded(pixels), size_rows, draw_plan(size_rows, crop, colour, affine), crop, colour, affine,
+                     tuple(pending))
+
+
+def _padded(images: list[torch.Tensor]) -> torch.Tensor:
+    """uint8 CHW images stacked, top-left aligned and zero-padded to the largest ((0, 1, 1, 1) for none)."""
+    if not images:
+        return torch.zeros((0, 1, 1, 1), dtype=torch.uint8)
     height, width = max(im.shape[-2] for im in images), max(im.shape[-1] for im in images)
     if all(tuple(im.shape[-2:]) == (height, width) for im in images):
-        batch = torch.stack(images)
-    else:
-        batch = torch.zeros((n, channels, height, width), dtype=torch.uint8)
-        for i, image in enumerate(images):
-            batch[i, :, : image.shape[-2], : image.shape[-1]] = image
-    sizes = torch.tensor([list(im.shape[-2:]) for im in images], dtype=torch.long).view(n, 2)
-    return CropBatch(batch, sizes, draw_plan(sizes, crop, colour, affine), crop, colour, affine)
+        return torch.stack(images)
+    batch = torch.zeros((len(images), images[0].shape[0], height, width), dtype=torch.uint8)
+    for i, image in enumerate(images):
+        batch[i, :, : image.shape[-2], : image.shape[-1]] = image
+    return batch
 
 
 class DeviceCropCollate:
-    """Collate for augmentation on the device: Uncropped samples become a CropBatch with its plan drawn (targets
-    stacked beside it); cropped samples (validation) are stacked by torch's default collate."""
+    """Collate for augmentation on the device: Uncropped samples and encoded JPEGs become a CropBatch with its plan
+    drawn (targets stacked beside it); cropped samples (validation) are stacked by torch's default collate."""
 
-    def __init__(self, crop: tuple[int, int], colour: bool, affine: bool) -> None:
-        self.crop, self.colour, self.affine = crop, colour, affine
+    def __init__(self, crop: tuple[int, int], colour: bool, affine: bool, geometry: Optional[Geometry] = None) -> None:
+        self.crop, self.colour, self.affine, self.geometry = crop, colour, affine, geometry
 
     def __call__(self, batch: list[tuple[Any, torch.Tensor]]) -> Any:
-        if not isinstance(batch[0][0], Uncropped):
+        if not isinstance(batch[0][0], (Uncropped, EncodedJpeg)):
             return default_collate(batch)
-        images = [image["image"] for image, _ in batch]
+        images = [image if isinstance(image, EncodedJpeg) else image["image"] for image, _ in batch]
         targets = default_collate([target for _, target in batch])
-        return crop_batch(images, self.crop, self.colour, self.affine), targets
+        return crop_batch(images, self.crop, self.colour, self.affine, self.geometry), targets
 
 
 def small_enough(uncropped: tuple[int, int], image_shape: tuple[int, int, int]) -> bool:
@@ -119,9 +147,11 @@ def small_enough(uncropped: tuple[int, int], image_shape: tuple[int, int, int]) 
     return uncropped[0] * uncropped[1] <= MAX_UNCROPPED_AREA * image_shape[1] * image_shape[2]
 
 
-def device_collate(image_shape: tuple[int, int, int], augmentation: str) -> DeviceCropCollate:
-    """The collate of augmentation_type on the device: crop to image_shape, plus jitter and warp as the type says."""
-    return DeviceCropCollate((image_shape[1], image_shape[2]), jitters_colour(augmentation), warps(augmentation))
+def device_collate(image_shape: tuple[int, int, int], augmentation: str, resize: Optional[int]) -> DeviceCropCollate:
+    """The collate of augmentation_type on the device: crop to image_shape, plus jitter and warp as the type says;
+    encoded JPEGs get uncropped_transform's geometry (resize, then at least the crop)."""
+    return DeviceCropCollate((image_shape[1], image_shape[2]), jitters_colour(augmentation), warps(augmentation),
+                             functools.partial(uncropped_geometry, image_shape, resize))
 
 
 def cut(images: torch.Tensor, plan: CropPlan, crop: tuple[int, int]) -> torch.Tensor:
@@ -192,7 +222,7 @@ def warp(images: torch.Tensor, plan: CropPlan) -> torch.Tensor:
 
 def augment_batch(batch: CropBatch, device: torch.device) -> torch.Tensor:
     """The batch augmented on `device`: float images holding uint8 levels (N, C, h, w), ready to normalise."""
-    images = cut(batch.images.to(device, non_blocking=True), batch.plan, batch.crop).float()
+    images = cut(assemble(batch.images, batch.sizes, batch.pending, device), batch.plan, batch.crop).float()
     images = flip(images, batch.plan)
     if batch.colour:
         images = jitter(images, batch.plan)

@@ -138,11 +138,22 @@ def eval_placement(image_shape: tuple[int, int, int], resize: Optional[int], hei
     _, crop_h, crop_w = image_shape
     if not resize:
         return Placement((crop_h, crop_w), (crop_h, crop_w))
-    short, long = (width, height) if width <= height else (height, width)
-    new_short, new_long = resize, int(resize * long / short)
-    new_h, new_w = (new_long, new_short) if width <= height else (new_short, new_long)
+    size, via = uncropped_geometry(image_shape, resize, height, width)
+    return centre_crop(size, (crop_h, crop_w), via=via)
+
+
+def uncropped_geometry(image_shape: tuple[int, int, int], resize: Optional[int], height: int,
+                       width: int) -> tuple[tuple[int, int], Optional[tuple[int, int]]]:
+    """uncropped_transform's geometry for one height x width image: its (height, width) after ResizeShorter
+    (torchvision's rounding) and AtLeast, and the ResizeShorter size when AtLeast then upscales it (else None)."""
+    _, crop_h, crop_w = image_shape
+    new_h, new_w = height, width
+    if resize:
+        short, long = (width, height) if width <= height else (height, width)
+        new_short, new_long = resize, int(resize * long / short)
+        new_h, new_w = (new_long, new_short) if width <= height else (new_short, new_long)
     scale = max(crop_h / new_h, crop_w / new_w)
     if scale <= 1:
-        return centre_crop((new_h, new_w), (crop_h, crop_w))
+        return (new_h, new_w), None
     upscaled = (max(crop_h, round(new_h * scale)), max(crop_w, round(new_w * scale)))
-    return centre_crop(upscaled, (crop_h, crop_w), via=(new_h, new_w))
+    return upscaled, (new_h, new_w) if resize else None

@@ -8,16 +8,11 @@ from typing import Optional, Sequence, Union
 
 import torch
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as F
 
 from smcv.data.images import decode_image, open_image, original_size
+from smcv.data.jpeg import decode_jpegs, device_decodable
 from smcv.errors import DataError
-
-#: EXIF orientation tag; the device decoder is only given JPEGs that need no rotation
-_ORIENTATION = 0x0112
-#: the JPEG end-of-image marker; a body without it is left to Pillow, which names the truncation
-_JPEG_END = b"\xff\xd9"
 
 
 @dataclass(frozen=True)
@@ -36,16 +31,6 @@ def from_pil(image: Image.Image) -> RequestImage:
     return RequestImage(F.pil_to_tensor(image), None, image.size, original_size(image))
 
 
-def device_decodable(header: Image.Image, data: bytes) -> bool:
-    """A colour JPEG that needs no EXIF rotation and ends with its end marker (what the device decoder is given)."""
-    if header.format != "JPEG" or header.mode != "RGB" or not data[-4096:].rstrip(b"\0").endswith(_JPEG_END):
-        return False
-    try:
-        return header.getexif().get(_ORIENTATION, 1) == 1
-    except Exception:  # a malformed EXIF block: let Pillow decode it (it ignores such blocks)
-        return False
-
-
 def read(data: bytes, source: str, mode: str, formats: tuple[str, ...], *, max_pixels: Optional[int] = None,
          reduce_to: Optional[int] = None, keep_jpeg: bool = False) -> RequestImage:
     """Check the header (format, pixel limit) and either keep a device-decodable RGB JPEG or decode with Pillow."""
@@ -54,32 +39,6 @@ def read(data: bytes, source: str, mode: str, formats: tuple[str, ...], *, max_p
         if device_decodable(header, data):
             return RequestImage(None, data, header.size, header.size)
     return from_pil(decode_image(data, source, mode, formats=formats, max_pixels=max_pixels, reduce_to=reduce_to))
-
-
-def decode_jpegs(jpegs: Sequence[bytes], device: torch.device) -> list[Union[torch.Tensor, DataError]]:
-    """RGB uint8 CHW images decoded together on `device` (nvJPEG on a GPU); when the batch fails, each image is
-    decoded alone so only the bad ones fail, each as a DataError naming the decoder's reason."""
-    encoded = [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in jpegs]
-    try:
-        return list(_decode(encoded, device))
-    except RuntimeError:
-        pass
-    found: list[Union[torch.Tensor, DataError]] = []
-    for one in encoded:
-        try:
-            found.append(_decode([one], device)[0])
-        except RuntimeError as exc:
-            found.append(DataError(f"cannot decode the JPEG: {decoder_reason(exc)}"))
-    return found
-
-
-def _decode(encoded: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
-    return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
-
-
-def decoder_reason(exc: BaseException) -> str:
-    """torchvision's message without its source-file prefix ('decode_jpeg, /path/x.cpp:171, Image is truncated')."""
-    return str(exc).rsplit(", ", 1)[-1].strip() or type(exc).__name__
 
 
 def pixels_of(images: Sequence[RequestImage], device: torch.device) -> list[Union[torch.Tensor, DataError]]:

@@ -25,6 +25,7 @@ from smcv.classification.transforms import (GpuNormalize, eval_transform, normal
                                             uncropped_transform)
 from smcv.augmentation_device import on_device
 from smcv.config import HyperParameters, Schema
+from smcv.data.jpeg import EncodedJpeg
 from smcv.contract import ENV_CACHE_LIMIT_MB
 from smcv.errors import DataError
 from smcv.flip_average import flip_averaged
@@ -190,25 +191,31 @@ def _read_splits(hp: HyperParameters, channels: dict[str, Path], channel_config:
 
 
 def _place_augmentation(hp: HyperParameters, dataset: ClassificationDataset) -> Optional[DeviceCropCollate]:
-    """Where augmentation_type runs: on the training device (the dataset then gives uncropped images and the returned
-    collate draws each batch's plan) or per image in the DataLoader workers (None). With auto, images far larger than
-    the crop stay on the CPU path: cropping in the workers moves less data to the device."""
+    """Where augmentation_type runs: on the training device (the dataset then gives uncropped images, or on a GPU
+    the JPEGs still encoded for nvJPEG, and the returned collate draws each batch's plan) or per image in the
+    DataLoader workers (None). With auto, decoded images far larger than the crop stay on the CPU path: cropping in
+    the workers moves less data to the device; JPEGs the GPU decodes move as their bytes, whatever their size."""
     if hp.augmentation_type is None:
         return None
     device = on_device(hp.augmentation_device)
     uncropped = uncropped_transform(hp.image_shape, hp.resize)
+    dataset.keep_jpeg = device and torch.cuda.is_available() and dataset.cache is None
     why = ""
-    if device and hp.augmentation_device == "auto" and len(dataset):
+    if device and len(dataset):
         dataset.transform = uncropped
-        height, width = dataset[0][0]["image"].shape[-2:]
-        if not small_enough((int(height), int(width)), hp.image_shape):
-            device = False
-            why = (f" (its first image is {width}x{height} before the crop, over {MAX_UNCROPPED_AREA:g}x the crop's "
-                   "area: the workers crop it first; augmentation_device=gpu moves whole images instead)")
+        first = dataset[0][0]
+        if isinstance(first, EncodedJpeg):
+            why = "; JPEG images are decoded there too (nvJPEG), the workers only read their bytes"
+        elif hp.augmentation_device == "auto":
+            height, width = first["image"].shape[-2:]
+            if not small_enough((int(height), int(width)), hp.image_shape):
+                device = dataset.keep_jpeg = False
+                why = (f" (its first image is {width}x{height} before the crop, over {MAX_UNCROPPED_AREA:g}x the "
+                       "crop's area: the workers crop it first; augmentation_device=gpu moves whole images instead)")
     dataset.transform = uncropped if device else train_transform(hp.image_shape, hp.resize, hp.augmentation_type)
     log.info("training augmentation (%s) runs on the %s%s", hp.augmentation_type,
              "training device, a batch at a time" if device else "CPU, in the DataLoader workers", why)
-    return device_collate(hp.image_shape, hp.augmentation_type) if device else None
+    return device_collate(hp.image_shape, hp.augmentation_type, hp.resize) if device else None
 
 
 def _stage(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

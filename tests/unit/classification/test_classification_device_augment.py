@@ -113,7 +113,7 @@ def test_device_and_cpu_augmentation_agree_in_distribution(kind):
     cpu_transform = train_transform((3, 32, 32), None, kind)
     on_cpu = torch.stack([cpu_transform(images[k % 8]).float() for k in range(draws)])
     torch.manual_seed(1)
-    uncropped, collate = uncropped_transform((3, 32, 32), None), device_collate((3, 32, 32), kind)
+    uncropped, collate = uncropped_transform((3, 32, 32), None), device_collate((3, 32, 32), kind, None)
     batches = [collate([(uncropped(images[k % 8]), torch.tensor(0)) for k in range(b, b + 64)])
                for b in range(0, draws, 64)]
     on_device = torch.cat([augment_batch(batch, CPU) for batch, _ in batches])

@@ -17,7 +17,8 @@ from smcv.data.images import decode_image
 from smcv.errors import DataError
 from smcv.serving import codecs
 from smcv.serving.app import create_app
-from smcv.serving.request_image import decode_jpegs, pixels_of
+from smcv.data.jpeg import decode_jpegs
+from smcv.serving.request_image import pixels_of
 
 CPU = torch.device("cpu")
 

@@ -1,0 +1,66 @@
+"""The JPEG rows of a training batch decoded on the training device (nvJPEG on a GPU) and resized there, joined with
+the rows the DataLoader workers decoded into the uncropped batch that device_augment crops and augments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional, Sequence
+
+import torch
+from torchvision.transforms.v2 import functional as F
+
+from smcv.data.images import decode_image
+from smcv.data.jpeg import EncodedJpeg, decode_jpegs
+from smcv.serving.prepare import Placement, place
+
+
+@dataclass
+class PendingJpeg:
+    """One batch row still encoded: the JPEG, its row, its uncropped size and the ResizeShorter size before it
+    (`via`, when AtLeast upscales; see transforms.uncropped_geometry)."""
+
+    jpeg: EncodedJpeg
+    row: int
+    size: tuple[int, int]
+    via: Optional[tuple[int, int]]
+
+    def pin_memory(self) -> "PendingJpeg":
+        """The JPEG's bytes pinned (DataLoader pin_memory)."""
+        return replace(self, jpeg=self.jpeg.pin_memory())
+
+
+def decoded_resized(pending: Sequence[PendingJpeg], device: torch.device) -> list[torch.Tensor]:
+    """Each pending JPEG as uint8 CHW pixels at its uncropped size on `device`: decoded there together (per mode),
+    resized there as the workers' uncropped_transform would; a JPEG the device decoder refuses is decoded by Pillow,
+    so a valid one still trains and a broken one raises DataError naming its file."""
+    found: list[Optional[torch.Tensor]] = [None] * len(pending)
+    for mode in sorted({p.jpeg.mode for p in pending}):
+        numbers = [n for n, p in enumerate(pending) if p.jpeg.mode == mode]
+        decoded = decode_jpegs([pending[n].jpeg.data for n in numbers], device, mode)
+        for n, pixels in zip(numbers, decoded):
+            jpeg = pending[n].jpeg
+            if not isinstance(pixels, torch.Tensor) or tuple(pixels.shape[-2:]) != (jpeg.height, jpeg.width):
+                image = decode_image(jpeg.data.numpy().tobytes(), jpeg.source, mode=jpeg.mode)
+                pixels = F.pil_to_tensor(image).to(device, non_blocking=True)
+            found[n] = place(pixels, Placement(pending[n].size, pending[n].size, via=pending[n].via))
+    return found  # type: ignore[return-value]
+
+
+def assemble(pixels: torch.Tensor, sizes: torch.Tensor, pending: Sequence[PendingJpeg],
+             device: torch.device) -> torch.Tensor:
+    """The uncropped uint8 batch (N, C, H, W) on `device`, each image top-left aligned and zero-padded to the
+    largest: `pixels` holds the rows the workers decoded (in row order, padded among themselves), `pending` the
+    others."""
+    moved = pixels.to(device, non_blocking=True)
+    if not pending:
+        return moved
+    decoded = decoded_resized(pending, device)
+    height, width = (int(v) for v in sizes.max(dim=0).values)
+    batch = torch.zeros((sizes.shape[0], decoded[0].shape[0], height, width), dtype=torch.uint8, device=device)
+    jpeg_rows = {p.row for p in pending}
+    pixel_rows = [row for row in range(sizes.shape[0]) if row not in jpeg_rows]
+    if pixel_rows:
+        batch[pixel_rows, :, : moved.shape[-2], : moved.shape[-1]] = moved
+    for p, image in zip(pending, decoded):
+        batch[p.row, :, : image.shape[-2], : image.shape[-1]] = image
+    return batch

@@ -1,0 +1,75 @@
+"""JPEG decoding on a device (nvJPEG on a GPU, libjpeg on the CPU) for batches that Pillow has only header-checked:
+which JPEGs the device decoder is given, and the decode that lets only the bad ones fail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+import torch
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_jpeg
+
+from smcv.errors import DataError
+
+#: EXIF orientation tag; the device decoder is only given JPEGs that need no rotation
+_ORIENTATION = 0x0112
+#: the JPEG end-of-image marker; a body without it is left to Pillow, which names the truncation
+_JPEG_END = b"\xff\xd9"
+#: Pillow's mode of a baseline JPEG -> the device decoder's mode giving the same pixels
+_READ_MODES = {"RGB": ImageReadMode.RGB, "L": ImageReadMode.GRAY}
+
+
+@dataclass
+class EncodedJpeg:
+    """A training image left encoded for the device decoder: its bytes, stored size, Pillow mode and file name."""
+
+    data: torch.Tensor  # (bytes,) uint8
+    height: int
+    width: int
+    mode: str  # "RGB" or "L"
+    source: str  # how errors name it
+
+    def pin_memory(self) -> "EncodedJpeg":
+        """The bytes pinned (DataLoader pin_memory), for the copy the device decoder makes."""
+        return EncodedJpeg(self.data.pin_memory(), self.height, self.width, self.mode, self.source)
+
+
+def device_decodable(header: Image.Image, data: bytes, mode: str = "RGB") -> bool:
+    """A JPEG stored in `mode` (RGB colour or L grey) that needs no EXIF rotation and ends with its end marker (what
+    the device decoder is given)."""
+    if (header.format != "JPEG" or header.mode != mode or mode not in _READ_MODES
+            or not data[-4096:].rstrip(b"\0").endswith(_JPEG_END)):
+        return False
+    try:
+        return header.getexif().get(_ORIENTATION, 1) == 1
+    except Exception:  # a malformed EXIF block: let Pillow decode it (it ignores such blocks)
+        return False
+
+
+def decode_jpegs(jpegs: Sequence[Union[bytes, torch.Tensor]], device: torch.device,
+                 mode: str = "RGB") -> list[Union[torch.Tensor, DataError]]:
+    """uint8 CHW images in `mode` decoded together on `device`; when the batch fails, each image is decoded alone
+    so only the bad ones fail, each as a DataError naming the decoder's reason."""
+    encoded = [data if isinstance(data, torch.Tensor) else torch.frombuffer(bytearray(data), dtype=torch.uint8)
+               for data in jpegs]
+    try:
+        return list(_decode(encoded, device, mode))
+    except RuntimeError:
+        pass
+    found: list[Union[torch.Tensor, DataError]] = []
+    for one in encoded:
+        try:
+            found.append(_decode([one], device, mode)[0])
+        except RuntimeError as exc:
+            found.append(DataError(f"cannot decode the JPEG: {decoder_reason(exc)}"))
+    return found
+
+
+def _decode(encoded: list[torch.Tensor], device: torch.device, mode: str) -> list[torch.Tensor]:
+    return decode_jpeg(encoded, mode=_READ_MODES[mode], device=device)
+
+
+def decoder_reason(exc: BaseException) -> str:
+    """torchvision's message without its source-file prefix ('decode_jpeg, /path/x.cpp:171, Image is truncated')."""
+    return str(exc).rsplit(", ", 1)[-1].strip() or type(exc).__name__
