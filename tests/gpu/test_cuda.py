@@ -89,3 +89,19 @@ def test_nvjpeg_training_batches_match_the_workers_pillow_path(tmp_path):
     shared = CropBatch(kept.images, kept.sizes, decoded.plan, kept.crop, kept.colour, kept.affine, kept.pending)
     on_gpu = augment_batch(shared.pin_memory(), torch.device("cuda")).cpu()
     assert (on_gpu - augment_batch(decoded, torch.device("cpu"))).abs().mean() < 1.5
+
+
+def test_nvjpeg_detection_batches_match_the_workers_pillow_path(tmp_path, monkeypatch):
+    """SSD training rows decoded by nvJPEG give the Pillow path's boxes exactly and its pixels on average."""
+    from smcv.detection.device_augment import augment_on_device
+    from tests.unit.detection.test_detection_device_decode import batches, prepared
+
+    data = prepared(tmp_path, monkeypatch)
+    found = []
+    for keep in (True, False):
+        batch = batches(data, keep).pin_memory()
+        torch.manual_seed(1)
+        found.append(augment_on_device(batch, torch.device("cuda")))
+    (x_kept, t_kept), (x_decoded, t_decoded) = found
+    assert (x_kept - x_decoded).abs().mean() < 1.5 / 255
+    assert all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(t_kept, t_decoded))

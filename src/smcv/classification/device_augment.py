@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as nnf
 from torch.utils.data import default_collate
 
-from smcv.classification.device_decode import PendingJpeg, assemble
+from smcv.data.device_decode import PendingJpeg, assemble, padded
 from smcv.classification.transforms import (BRIGHTNESS, DEGREES, HUE, SATURATION, SCALE, SHEAR, Uncropped,
                                             jitters_colour, uncropped_geometry, warps)
 from smcv.data.colour import adjust_brightness, adjust_hue, blend, gray, per_image
@@ -110,21 +110,8 @@ def crop_batch(images: list[Union[torch.Tensor, EncodedJpeg]], crop: tuple[int, 
             pixels.append(image)
             sizes.append(list(image.shape[-2:]))
     size_rows = torch.tensor(sizes, dtype=torch.long).view(len(images), 2)
-    return CropBatch(_padded(pixels), size_rows, draw_plan(size_rows, crop, colour, affine), crop, colour, affine,
+    return CropBatch(padded(pixels), size_rows, draw_plan(size_rows, crop, colour, affine), crop, colour, affine,
                      tuple(pending))
-
-
-def _padded(images: list[torch.Tensor]) -> torch.Tensor:
-    """uint8 CHW images stacked, top-left aligned and zero-padded to the largest ((0, 1, 1, 1) for none)."""
-    if not images:
-        return torch.zeros((0, 1, 1, 1), dtype=torch.uint8)
-    height, width = max(im.shape[-2] for im in images), max(im.shape[-1] for im in images)
-    if all(tuple(im.shape[-2:]) == (height, width) for im in images):
-        return torch.stack(images)
-    batch = torch.zeros((len(images), images[0].shape[0], height, width), dtype=torch.uint8)
-    for i, image in enumerate(images):
-        batch[i, :, : image.shape[-2], : image.shape[-1]] = image
-    return batch
 
 
 class DeviceCropCollate:

@@ -9,10 +9,11 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from smcv.data.images import decode_image
+from smcv.data.images import decode_image, open_image
+from smcv.data.jpeg import EncodedJpeg, device_decodable
 from smcv.detection.device_augment import RawBatch, augment_on_device, raw_batch
 from smcv.detection.samples import Sample
-from smcv.detection.transforms import make_target
+from smcv.detection.transforms import decode_cap, make_target, plain_target
 
 
 def decode_rgb(data: bytes, source: str) -> torch.Tensor:
@@ -21,27 +22,41 @@ def decode_rgb(data: bytes, source: str) -> torch.Tensor:
 
 
 class DetectionDataset(torch.utils.data.Dataset):
-    """Samples with model class ids (0-based, background not included); items are (uint8 image, target)."""
+    """Samples with model class ids (0-based, background not included); items are (uint8 image, target). With
+    keep_jpeg (training on a GPU, augmentation there), JPEGs the device decoder takes stay encoded: (EncodedJpeg,
+    RawBatch target), decoded on the device (smcv.data.device_decode)."""
 
     def __init__(self, samples: Sequence[Sample], label_maps: Sequence[np.ndarray], transform: Callable) -> None:
         if len(samples) != len(label_maps):
             raise ValueError("one label array per sample is needed")
         self.samples, self.label_maps, self.transform = list(samples), list(label_maps), transform
+        self.keep_jpeg = False
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         sample = self.samples[index]
-        image = decode_rgb(sample.image.read(), sample.source)
-        height, width = image.shape[-2:]
+        image = self._image(sample.image.read(), sample.source)
+        height, width = (image.height, image.width) if isinstance(image, EncodedJpeg) else image.shape[-2:]
         boxes = torch.from_numpy(np.asarray(sample.objects.boxes, np.float32).reshape(-1, 4).copy())
         if sample.normalized:
             boxes *= torch.tensor([width, height, width, height], dtype=torch.float32)
         labels = torch.from_numpy(np.asarray(self.label_maps[index], np.int64))
         difficult = torch.from_numpy(np.asarray(sample.objects.difficult, bool))
         target = make_target(boxes, labels, difficult, height, width)
+        if isinstance(image, EncodedJpeg):
+            return image, plain_target(target, int(height), int(width))
         return self.transform(tv_tensors.Image(image), target)
+
+    def _image(self, data: bytes, source: str) -> torch.Tensor | EncodedJpeg:
+        """Pillow-decoded RGB pixels, or (keep_jpeg) the header-checked JPEG the device decoder takes."""
+        if self.keep_jpeg:
+            header = open_image(data, source)
+            if device_decodable(header, data, "RGB"):
+                return EncodedJpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), header.height, header.width,
+                                   "RGB", source)
+        return decode_rgb(data, source)
 
 
 def collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
@@ -62,7 +77,7 @@ class DeviceCollate:
             return collate(batch)
         return raw_batch([item[0] for item in batch], [item[1]["original_size"] for item in batch],
                          [item[1]["boxes"] for item in batch], [item[1]["labels"] for item in batch],
-                         self.size, self.augmentation, self.photometric)
+                         self.size, self.augmentation, self.photometric, decode_cap(self.size))
 
 
 def to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:

@@ -1,47 +1,62 @@
-"""SSD augmentation of a whole batch on the training device: the DataLoader workers decode and draw the plan (a few
-tensor operations per batch), the device does every pixel operation."""
+"""SSD augmentation of a whole batch on the training device: the DataLoader workers decode (or, on a GPU, leave JPEGs
+for nvJPEG) and draw the plan (a few tensor operations per batch), the device does every pixel operation."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 
+from smcv.data.device_decode import PendingJpeg, assemble, padded
+from smcv.data.jpeg import EncodedJpeg
 from smcv.detection.augment_plan import Plan, draw_plan, move_boxes
 from smcv.detection.photometric import distort
-from smcv.detection.transforms import FILL_RGB
+from smcv.detection.transforms import FILL_RGB, shrunk_size
 
 @dataclass
 class RawBatch:
-    """Decoded uint8 images (top-left aligned, zero-padded to the batch's largest) and what to make of them."""
+    """Decoded uint8 images (top-left aligned, zero-padded to the batch's largest) and the JPEG rows still encoded,
+    and what to make of them."""
 
-    images: torch.Tensor  # (N, 3, H, W) uint8
+    images: torch.Tensor  # (M, 3, H, W) uint8: the rows not pending, in row order
     decoded: torch.Tensor  # (N, 2) height, width of each decoded image (at most the original)
     original: torch.Tensor  # (N, 2) height, width of each original image: the plan's coordinates
     plan: Plan
     boxes: torch.Tensor  # (N, G, 4) pixel XYXY on the size x size output
     labels: torch.Tensor  # (N, G) 0-based class ids, -1 where there is no box
     size: int
+    pending: tuple[PendingJpeg, ...] = ()  # rows the device decodes (nvJPEG) and shrinks to their decoded size
 
     def __len__(self) -> int:
-        return int(self.images.shape[0])
+        return int(self.decoded.shape[0])
 
     def pin_memory(self) -> "RawBatch":
         """The batch with pinned tensors (DataLoader pin_memory)."""
         return replace(self, images=self.images.pin_memory(), boxes=self.boxes.pin_memory(),
-                       labels=self.labels.pin_memory(), plan=self.plan.pin_memory())
+                       labels=self.labels.pin_memory(), plan=self.plan.pin_memory(),
+                       pending=tuple(p.pin_memory() for p in self.pending))
 
 
-def raw_batch(images: list[torch.Tensor], originals: list[tuple[int, int]], boxes: list[torch.Tensor],
-              labels: list[torch.Tensor], size: int, augmentation: str, photometric: bool = True) -> RawBatch:
-    """Pad decoded images and boxes into one batch, draw its plan and move the boxes to the output."""
+def raw_batch(images: list[Union[torch.Tensor, EncodedJpeg]], originals: list[tuple[int, int]],
+              boxes: list[torch.Tensor], labels: list[torch.Tensor], size: int, augmentation: str,
+              photometric: bool = True, cap: Optional[int] = None) -> RawBatch:
+    """Pad decoded images and boxes into one batch (JPEGs kept encoded, to be shrunk to at most `cap` a side as
+    DecodeOnly would), draw its plan and move the boxes to the output."""
     n = len(images)
-    height, width = max(im.shape[-2] for im in images), max(im.shape[-1] for im in images)
-    padded = torch.zeros((n, 3, height, width), dtype=torch.uint8)
-    for i, im in enumerate(images):
-        padded[i, :, : im.shape[-2], : im.shape[-1]] = im
+    pending, pixels, decoded_sizes = [], [], []
+    for row, im in enumerate(images):
+        if isinstance(im, EncodedJpeg):
+            if cap is None:
+                raise ValueError("a batch with encoded JPEGs needs the side cap of their decode")
+            shrunk = shrunk_size(im.height, im.width, cap)
+            pending.append(PendingJpeg(im, row, shrunk, None))
+            decoded_sizes.append(list(shrunk))
+        else:
+            pixels.append(im)
+            decoded_sizes.append(list(im.shape[-2:]))
     count = max([1] + [len(b) for b in boxes])
     box_rows = torch.zeros((n, count, 4))
     label_rows = torch.full((n, count), -1, dtype=torch.int64)
@@ -50,8 +65,9 @@ def raw_batch(images: list[torch.Tensor], originals: list[tuple[int, int]], boxe
     sizes = torch.tensor(originals, dtype=torch.long).view(n, 2)
     plan, kept = draw_plan(sizes, box_rows, label_rows >= 0, augmentation, photometric)
     moved, survive = move_boxes(plan, box_rows, kept, size)
-    decoded = torch.tensor([list(im.shape[-2:]) for im in images], dtype=torch.long).view(n, 2)
-    return RawBatch(padded, decoded, sizes, plan, moved, label_rows.masked_fill(~survive, -1), size)
+    decoded = torch.tensor(decoded_sizes, dtype=torch.long).view(n, 2)
+    return RawBatch(padded(pixels), decoded, sizes, plan, moved, label_rows.masked_fill(~survive, -1), size,
+                    tuple(pending))
 
 
 def _spans(batch: RawBatch, i: int) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]] | None:
@@ -94,7 +110,7 @@ def geometry(batch: RawBatch, images: torch.Tensor) -> torch.Tensor:
 def augment_on_device(batch: RawBatch, device: torch.device) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
     """The batch augmented on `device`: 0-1 float images (N, 3, size, size) and one target per image (boxes and
     labels padded to the batch's box count, label -1 on rows without a box)."""
-    images = batch.images.to(device, non_blocking=True)
+    images = assemble(batch.images, batch.decoded, batch.pending, device)
     x = distort(geometry(batch, images), batch.plan.photometric).div_(255.0)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+import torch
 
 from smcv.config import HyperParameters
 from smcv.inputs import channel_inputs
@@ -74,9 +75,11 @@ def prepare_detection_data(hp: HyperParameters, channels: dict[str, Path], chann
     labels, names, source_ids = resolve_labels(parts, hp.num_classes, parse_class_names(hp.classes))
     device_augmentation = on_device(hp.augmentation_device)
     transform = DecodeOnly(hp.image_shape) if device_augmentation else DetectionTransform(hp.image_shape, hp.augmentation)
-    log.info("training augmentation (%s) runs on the %s", hp.augmentation,
-             "training device, a batch at a time" if device_augmentation else "CPU, in the DataLoader workers")
     train = DetectionDataset(parts[0].samples, labels[0], transform)
+    train.keep_jpeg = device_augmentation and torch.cuda.is_available()
+    log.info("training augmentation (%s) runs on the %s%s", hp.augmentation,
+             "training device, a batch at a time" if device_augmentation else "CPU, in the DataLoader workers",
+             "; JPEG images are decoded there too (nvJPEG), the workers only read their bytes" if train.keep_jpeg else "")
     validation = None
     if len(parts) > 1:
         validation = DetectionDataset(parts[1].samples, labels[1], DetectionTransform(hp.image_shape, "none"))

@@ -61,16 +61,30 @@ class DecodeOnly:
     side is what a size-pixel output can show), boxes in original pixels and the original size, for RawBatch."""
 
     def __init__(self, size: int) -> None:
-        self.cap = math.ceil(size / CROP_SCALE[0])
+        self.cap = decode_cap(size)
 
     def __call__(self, image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
         height, width = image.shape[-2:]
-        shrunk = (min(height, self.cap), min(width, self.cap))
+        shrunk = shrunk_size(int(height), int(width), self.cap)
         if shrunk != (height, width):
             image = F.resize(image.as_subclass(torch.Tensor), list(shrunk), antialias=True)
-        plain = {"boxes": target["boxes"].as_subclass(torch.Tensor).float(), "labels": target["labels"],
-                 "difficult": target["difficult"], "original_size": (int(height), int(width))}
-        return image.as_subclass(torch.Tensor).contiguous(), plain
+        return image.as_subclass(torch.Tensor).contiguous(), plain_target(target, int(height), int(width))
+
+
+def decode_cap(size: int) -> int:
+    """The most pixels per side DecodeOnly keeps for a size-pixel output."""
+    return math.ceil(size / CROP_SCALE[0])
+
+
+def shrunk_size(height: int, width: int, cap: int) -> tuple[int, int]:
+    """DecodeOnly's (height, width) of a height x width image: each side at most `cap`."""
+    return min(height, cap), min(width, cap)
+
+
+def plain_target(target: dict[str, Any], height: int, width: int) -> dict[str, Any]:
+    """A transforms.v2 target as RawBatch takes it: plain tensors and the original (height, width)."""
+    return {"boxes": target["boxes"].as_subclass(torch.Tensor).float(), "labels": target["labels"],
+            "difficult": target["difficult"], "original_size": (height, width)}
 
 
 def make_target(boxes: torch.Tensor, labels: torch.Tensor, difficult: torch.Tensor, height: int, width: int) -> dict:

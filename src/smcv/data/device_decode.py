@@ -1,5 +1,6 @@
 """The JPEG rows of a training batch decoded on the training device (nvJPEG on a GPU) and resized there, joined with
-the rows the DataLoader workers decoded into the uncropped batch that device_augment crops and augments."""
+the rows the DataLoader workers decoded into one zero-padded uint8 batch that the task's device augmentation
+transforms (classification and detection)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from smcv.serving.prepare import Placement, place
 
 @dataclass
 class PendingJpeg:
-    """One batch row still encoded: the JPEG, its row, its uncropped size and the ResizeShorter size before it
-    (`via`, when AtLeast upscales; see transforms.uncropped_geometry)."""
+    """One batch row still encoded: the JPEG, its row, the size the workers would have resized it to and an earlier
+    resize before that (`via`: classification's ResizeShorter when AtLeast then upscales; else None)."""
 
     jpeg: EncodedJpeg
     row: int
@@ -30,8 +31,8 @@ class PendingJpeg:
 
 
 def decoded_resized(pending: Sequence[PendingJpeg], device: torch.device) -> list[torch.Tensor]:
-    """Each pending JPEG as uint8 CHW pixels at its uncropped size on `device`: decoded there together (per mode),
-    resized there as the workers' uncropped_transform would; a JPEG the device decoder refuses is decoded by Pillow,
+    """Each pending JPEG as uint8 CHW pixels at its size on `device`: decoded there together (per mode), resized
+    there as the workers would have; a JPEG the device decoder refuses is decoded by Pillow,
     so a valid one still trains and a broken one raises DataError naming its file."""
     found: list[Optional[torch.Tensor]] = [None] * len(pending)
     for mode in sorted({p.jpeg.mode for p in pending}):
@@ -48,7 +49,7 @@ def decoded_resized(pending: Sequence[PendingJpeg], device: torch.device) -> lis
 
 def assemble(pixels: torch.Tensor, sizes: torch.Tensor, pending: Sequence[PendingJpeg],
              device: torch.device) -> torch.Tensor:
-    """The uncropped uint8 batch (N, C, H, W) on `device`, each image top-left aligned and zero-padded to the
+    """The uint8 batch (N, C, H, W) on `device`, each image top-left aligned and zero-padded to the
     largest: `pixels` holds the rows the workers decoded (in row order, padded among themselves), `pending` the
     others."""
     moved = pixels.to(device, non_blocking=True)
@@ -63,4 +64,17 @@ def assemble(pixels: torch.Tensor, sizes: torch.Tensor, pending: Sequence[Pendin
         batch[pixel_rows, :, : moved.shape[-2], : moved.shape[-1]] = moved
     for p, image in zip(pending, decoded):
         batch[p.row, :, : image.shape[-2], : image.shape[-1]] = image
+    return batch
+
+
+def padded(images: list[torch.Tensor]) -> torch.Tensor:
+    """uint8 CHW images stacked, top-left aligned and zero-padded to the largest ((0, 1, 1, 1) for none)."""
+    if not images:
+        return torch.zeros((0, 1, 1, 1), dtype=torch.uint8)
+    height, width = max(im.shape[-2] for im in images), max(im.shape[-1] for im in images)
+    if all(tuple(im.shape[-2:]) == (height, width) for im in images):
+        return torch.stack(images)
+    batch = torch.zeros((len(images), images[0].shape[0], height, width), dtype=torch.uint8)
+    for i, image in enumerate(images):
+        batch[i, :, : image.shape[-2], : image.shape[-1]] = image
     return batch
