@@ -37,7 +37,7 @@ ENV_NPROC_PER_NODE = "SMCV_NPROC_PER_NODE"
 ENV_DEVICE = "SMCV_DEVICE"
 ENV_MAX_BATCH_SIZE = "SMCV_MAX_BATCH_SIZE"
 ENV_MAX_BATCH_DELAY_MS = "SMCV_MAX_BATCH_DELAY_MS"
-ENV_JPEG_DECODE = "SMCV_JPEG_DECODE"  # auto | device | pil: where serving decodes colour JPEGs
+ENV_JPEG_DECODE = "SMCV_JPEG_DECODE"  # auto | device | pil: where serving and GPU training decode JPEGs
 ENV_PREPARE_OVERLAP = "SMCV_PREPARE_OVERLAP"  # auto | on | off: prepare the next batch while the model runs
 ENV_SERVER_THREADS = "SMCV_SERVER_THREADS"
 ENV_ACCESS_LOG = "SMCV_ACCESS_LOG"
@@ -215,3 +215,20 @@ def write_success(paths: Paths) -> None:
     """Mark the job as successful."""
     paths.output_dir.mkdir(parents=True, exist_ok=True)
     paths.success_file.write_text("")
+
+
+def env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """$name lower-cased, one of choices (the first, 'auto', when unset); another value is a ValueError naming them."""
+    wanted = os.environ.get(name, "").strip().lower() or choices[0]
+    if wanted not in choices:
+        raise ValueError(f"{name}={wanted!r} is not one of {', '.join(choices)}; unset it for {choices[0]}")
+    return wanted
+
+
+#: SMCV_JPEG_DECODE values: auto (on the device when it is a GPU), device (always batched torchvision), pil
+JPEG_DECODE_CHOICES = ("auto", "device", "pil")
+
+
+def jpeg_decode_setting() -> str:
+    """$SMCV_JPEG_DECODE: auto (default), device or pil; another value is a ValueError naming the choices."""
+    return env_choice(ENV_JPEG_DECODE, JPEG_DECODE_CHOICES)

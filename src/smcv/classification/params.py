@@ -36,7 +36,8 @@ def _params() -> list[Param]:
         Param("augmentation_type", "str", None, choices=AUGMENTATIONS, help="data augmentation"),
         Param("augmentation_device", "str", "auto", choices=AUGMENTATION_DEVICES,
               help="smcv: where augmentation_type runs: gpu (the training device, a whole batch at once), cpu "
-                   "(DataLoader workers, per image), auto (gpu when CUDA is present)"),
+                   "(DataLoader workers, per image), auto (gpu when CUDA is present); on a GPU, JPEGs are decoded "
+                   "there too (nvJPEG)"),
         Param("use_pretrained_model", "bool", False, help="start from ImageNet weights (only the last layer is re-initialised)"),
         Param("multi_label", "bool", False, help="several labels per image (multi-hot or class-id list)"),
         Param("use_weighted_loss", "bool", False, help="multi_label only: weight positives by inverse frequency"),

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from smcv.errors import DataError
+from smcv.contract import jpeg_decode_setting
+from smcv.errors import ConfigError, DataError
 
 #: EXIF orientation tag; the device decoder is only given JPEGs that need no rotation
 _ORIENTATION = 0x0112
@@ -18,6 +19,16 @@ _ORIENTATION = 0x0112
 _JPEG_END = b"\xff\xd9"
 #: Pillow's mode of a baseline JPEG -> the device decoder's mode giving the same pixels
 _READ_MODES = {"RGB": ImageReadMode.RGB, "L": ImageReadMode.GRAY}
+
+
+def decode_on_device(gpu: bool) -> bool:
+    """Whether JPEGs are kept encoded for the batched device decode: $SMCV_JPEG_DECODE, auto meaning on a GPU (on a
+    CPU, Pillow in the request threads or DataLoader workers runs the same libjpeg-turbo in parallel)."""
+    try:
+        wanted = jpeg_decode_setting()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return wanted == "device" or (wanted == "auto" and gpu)
 
 
 @dataclass

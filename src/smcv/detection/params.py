@@ -37,7 +37,8 @@ def detection_schema() -> Schema:
         Param("augmentation", "str", "ssd", choices=AUGMENTATIONS, help="smcv: ssd (distort, zoom out, IoU crop, flip), flip, or none"),
         Param("augmentation_device", "str", "auto", choices=AUGMENTATION_DEVICES,
               help="smcv: where training augmentation runs: gpu (the training device, a whole batch at once), "
-                   "cpu (DataLoader workers, per image), auto (gpu when CUDA is present)"),
+                   "cpu (DataLoader workers, per image), auto (gpu when CUDA is present); on a GPU, JPEGs are decoded "
+                   "there too (nvJPEG)"),
         Param("detections_per_image", "int", 200, low=1, high=1000, help="smcv: detections kept per image after NMS"),
     ])
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from smcv.config import HyperParameters
+from smcv.data.jpeg import decode_on_device
 from smcv.inputs import channel_inputs
 from smcv.detection.datasets import DetectionDataset, DeviceCollate, collate
 from smcv.augmentation_device import on_device
@@ -76,7 +77,7 @@ def prepare_detection_data(hp: HyperParameters, channels: dict[str, Path], chann
     device_augmentation = on_device(hp.augmentation_device)
     transform = DecodeOnly(hp.image_shape) if device_augmentation else DetectionTransform(hp.image_shape, hp.augmentation)
     train = DetectionDataset(parts[0].samples, labels[0], transform)
-    train.keep_jpeg = device_augmentation and torch.cuda.is_available()
+    train.keep_jpeg = device_augmentation and decode_on_device(torch.cuda.is_available())
     log.info("training augmentation (%s) runs on the %s%s", hp.augmentation,
              "training device, a batch at a time" if device_augmentation else "CPU, in the DataLoader workers",
              "; JPEG images are decoded there too (nvJPEG), the workers only read their bytes" if train.keep_jpeg else "")

@@ -13,8 +13,8 @@ from typing import Any, Optional
 
 from PIL import Image
 
-from smcv.contract import (ENV_ALLOW_UNTRAINED, ENV_DEVICE, ENV_JPEG_DECODE, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE,
-                           ENV_PREPARE_OVERLAP, ENV_TIMEOUT)
+from smcv.contract import (ENV_ALLOW_UNTRAINED, ENV_DEVICE, ENV_MAX_BATCH_DELAY_MS, ENV_MAX_BATCH_SIZE,
+                           ENV_PREPARE_OVERLAP, ENV_TIMEOUT, env_choice)
 from smcv.cuda_driver import cuda_facts, unusable_gpu_reason
 from smcv.data.images import normalise_mode
 from smcv.errors import HTTPError, UserError
@@ -26,8 +26,6 @@ logger = logging.getLogger("smcv.serving")
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_DELAY_MS = 5.0
-#: SMCV_JPEG_DECODE values: auto (on the device when it is a GPU), device (always batched torchvision), pil
-JPEG_DECODE_CHOICES = ("auto", "device", "pil")
 #: SMCV_PREPARE_OVERLAP values: auto (on a GPU), on, off
 PREPARE_OVERLAP_CHOICES = ("auto", "on", "off")
 
@@ -76,26 +74,6 @@ def pick_device(worker_index: int = 0) -> Any:
 def default_max_batch_size(device: Any) -> int:
     """$SMCV_MAX_BATCH_SIZE, else 8 on GPU (amortises kernel launches) and 4 on CPU (cores are already busy)."""
     return max(1, env_number(ENV_MAX_BATCH_SIZE, 8 if device.type == "cuda" else 4, int))
-
-
-def env_choice(name: str, choices: tuple[str, ...]) -> str:
-    """$name lower-cased, one of choices (the first, 'auto', when unset); another value is a ValueError naming them."""
-    wanted = os.environ.get(name, "").strip().lower() or choices[0]
-    if wanted not in choices:
-        raise ValueError(f"{name}={wanted!r} is not one of {', '.join(choices)}; unset it for {choices[0]}")
-    return wanted
-
-
-def jpeg_decode_setting() -> str:
-    """$SMCV_JPEG_DECODE: auto (default), device or pil; another value is a ValueError naming the choices."""
-    return env_choice(ENV_JPEG_DECODE, JPEG_DECODE_CHOICES)
-
-
-def jpeg_on_device(device: Any) -> bool:
-    """Whether colour JPEGs are kept encoded and decoded in batches on the device: $SMCV_JPEG_DECODE, auto meaning on
-    a GPU (on a CPU, Pillow in the request threads runs the same libjpeg-turbo and overlaps the model)."""
-    wanted = jpeg_decode_setting()
-    return wanted == "device" or (wanted == "auto" and device.type == "cuda")
 
 
 def prepare_overlap_setting() -> str:
@@ -193,6 +171,7 @@ class ModelHolder:
         from smcv.artifact import load_manifest, load_state_dict  # imports torch: workers only, after fork
         import torch  # workers only: the gunicorn master imports this module and stays without torch
 
+        from smcv.data.jpeg import decode_on_device  # imports torch: workers only, after fork
         from smcv.serving.batching import Batcher  # imports torch: workers only, after fork
 
         started = time.monotonic()
@@ -204,7 +183,7 @@ class ModelHolder:
         self.device = pick_device(self.worker_index) if self._device_request is None else _as_device(self._device_request)
         state = load_state_dict(self.model_dir)
         self.predictor = get_task(self.task_name).build_predictor(manifest, state, self.device)
-        self.keep_jpeg = jpeg_on_device(self.device) and self.image_mode == "RGB"
+        self.keep_jpeg = decode_on_device(self.device.type == "cuda") and self.image_mode == "RGB"
         batch_size = self._max_batch_size or default_max_batch_size(self.device)
         overlap = prepare_overlap(self.device) if self._overlap is None else self._overlap
         if overlap and self.device.type == "cuda":

@@ -40,13 +40,13 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from smcv.contract import (ENV_ACCESS_LOG, ENV_BIND_TO_PORT, ENV_DEVICE, ENV_LOG_LEVEL, ENV_MAX_BATCH_DELAY_MS,
-                           ENV_MAX_BATCH_SIZE, ENV_READ_TIMEOUT, ENV_SERVER_THREADS, ENV_WORKERS, Paths)
+                           ENV_MAX_BATCH_SIZE, ENV_READ_TIMEOUT, ENV_SERVER_THREADS, ENV_WORKERS, Paths,
+                           jpeg_decode_setting)
 from smcv.data.images import max_image_pixels
 from smcv.errors import ConfigError
 from smcv.serving.app import max_payload_mb
 from smcv.serving.gunicorn_conf import ServerSettings, SmcvApplication
-from smcv.serving.model_holder import (DEFAULT_MAX_DELAY_MS, env_number, jpeg_decode_setting, model_timeout_s,
-                                      prepare_overlap_setting)
+from smcv.serving.model_holder import DEFAULT_MAX_DELAY_MS, env_number, model_timeout_s, prepare_overlap_setting
 from smcv.threads import export_threads
 
 logger = logging.getLogger("smcv.serving")

@@ -25,7 +25,7 @@ from smcv.classification.transforms import (GpuNormalize, eval_transform, normal
                                             uncropped_transform)
 from smcv.augmentation_device import on_device
 from smcv.config import HyperParameters, Schema
-from smcv.data.jpeg import EncodedJpeg
+from smcv.data.jpeg import EncodedJpeg, decode_on_device
 from smcv.contract import ENV_CACHE_LIMIT_MB
 from smcv.errors import DataError
 from smcv.flip_average import flip_averaged
@@ -194,12 +194,13 @@ def _place_augmentation(hp: HyperParameters, dataset: ClassificationDataset) -> 
     """Where augmentation_type runs: on the training device (the dataset then gives uncropped images, or on a GPU
     the JPEGs still encoded for nvJPEG, and the returned collate draws each batch's plan) or per image in the
     DataLoader workers (None). With auto, decoded images far larger than the crop stay on the CPU path: cropping in
-    the workers moves less data to the device; JPEGs the GPU decodes move as their bytes, whatever their size."""
+    the workers moves less data to the device; JPEGs the GPU decodes move as their bytes, whatever their size
+    (SMCV_JPEG_DECODE: auto, device or pil)."""
     if hp.augmentation_type is None:
         return None
     device = on_device(hp.augmentation_device)
     uncropped = uncropped_transform(hp.image_shape, hp.resize)
-    dataset.keep_jpeg = device and torch.cuda.is_available() and dataset.cache is None
+    dataset.keep_jpeg = device and dataset.cache is None and decode_on_device(torch.cuda.is_available())
     why = ""
     if device and len(dataset):
         dataset.transform = uncropped

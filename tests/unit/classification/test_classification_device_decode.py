@@ -159,3 +159,25 @@ def test_a_gpu_job_keeps_jpegs_encoded_whatever_their_size(tmp_path, monkeypatch
     monkeypatch.setenv(ENV_CACHE_LIMIT_MB, "64")  # small enough to decode once: cached pixels, nothing kept encoded
     cached = prepared("jpeg")
     assert cached.train.cache is not None and not cached.train.keep_jpeg
+
+
+def test_smcv_jpeg_decode_chooses_where_training_jpegs_are_decoded(tmp_path, monkeypatch):
+    """pil keeps the workers' decode on a GPU; device keeps JPEGs encoded even without one; a typo is a ConfigError
+    naming the choices."""
+    from smcv.errors import ConfigError
+
+    monkeypatch.setenv(ENV_CACHE_LIMIT_MB, "0")
+    task = ClassificationTask()
+    write_class_folders(tmp_path / "jpeg", 2, size=32, mode="RGB", suffix=".jpg")
+
+    def kept(setting: str, cuda: bool) -> bool:
+        monkeypatch.setenv("SMCV_JPEG_DECODE", setting)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        hp = task.schema().resolve({**TINY_CLASSIFICATION, "num_training_samples": 4, "augmentation_type": "crop",
+                                    "image_shape": "3,16,16", "augmentation_device": "gpu"})
+        return task.prepare_data(hp, {"train": tmp_path / "jpeg"}, {}).train.keep_jpeg
+
+    assert kept("auto", True) and not kept("auto", False)
+    assert not kept("pil", True) and kept("device", False)
+    with pytest.raises(ConfigError, match="SMCV_JPEG_DECODE='nvjpeg' is not one of auto, device, pil"):
+        kept("nvjpeg", True)
