@@ -127,3 +127,20 @@ def json_of(body: bytes) -> list:
     import json
 
     return json.loads(body)
+
+
+def test_the_gpu_decoder_never_overwrites_memory_queued_kernels_still_read():
+    """Tensors the size of the decoder's outputs are freed while reductions over them are still queued behind a long
+    kernel; the decode that follows must not write into them before the reductions ran (pytorch/vision#9606)."""
+    body = jpegs([(256, 256)])[0]
+    corrupted = 0
+    for _ in range(20):
+        tensors = [torch.full((3, 256, 256), value, dtype=torch.uint8, device=CUDA) for value in range(1, 9)]
+        torch.cuda.synchronize()
+        torch.cuda._sleep(20_000_000)  # keeps the stream busy while the reductions below wait their turn
+        sums = [tensor.sum(dtype=torch.int64) for tensor in tensors]
+        del tensors
+        decode_jpegs([body] * 8, CUDA)
+        torch.cuda.synchronize()
+        corrupted += sum(int(total) != value * 3 * 256 * 256 for value, total in enumerate(sums, start=1))
+    assert corrupted == 0

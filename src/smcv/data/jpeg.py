@@ -78,6 +78,14 @@ def decode_jpegs(jpegs: Sequence[Union[bytes, torch.Tensor]], device: torch.devi
 
 
 def _decode(encoded: list[torch.Tensor], device: torch.device, mode: str) -> list[torch.Tensor]:
+    if device.type == "cuda":
+        # torchvision allocates the outputs on the caller's stream, but nvJPEG (its hardware engine above all) writes
+        # them without waiting for that stream: a block the caching allocator recycled from a tensor that queued
+        # kernels still read would be overwritten under them (pytorch/vision#9606, meta-pytorch/torchcodec#1634).
+        # With the stream drained first, every recycled block is really free. The stream is the preparing one
+        # (serving's side stream, the trainer's staging stream), so this waits for the previous batch's
+        # preparation, not for the model.
+        torch.cuda.current_stream(device).synchronize()
     return decode_jpeg(encoded, mode=_READ_MODES[mode], device=device)
 
 

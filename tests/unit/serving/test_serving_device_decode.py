@@ -241,3 +241,27 @@ def json_list(body: bytes) -> list:
     import json
 
     return json.loads(body)
+
+
+def test_the_preparing_stream_is_drained_before_the_gpu_decoder_writes(monkeypatch):
+    """nvJPEG writes its outputs without waiting for the caller's stream: smcv drains that stream first, so no block
+    recycled from a tensor that queued kernels still read can be overwritten (pytorch/vision#9606)."""
+    import smcv.data.jpeg as jpeg_module
+
+    calls = []
+
+    class Stream:
+        def synchronize(self):
+            calls.append("synchronize")
+
+    def decoder(encoded, mode, device):
+        calls.append("decode")
+        return [torch.zeros((3, 2, 2), dtype=torch.uint8) for _ in encoded]
+
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(jpeg_module, "decode_jpeg", decoder)
+    assert len(decode_jpegs([jpeg(seed=1)], torch.device("cuda"))) == 1
+    assert calls == ["synchronize", "decode"]
+    calls.clear()
+    decode_jpegs([jpeg(seed=1)], CPU)
+    assert calls == ["decode"]  # the CPU decoder has no stream to wait for
