@@ -294,8 +294,8 @@ class Task(abc.ABC):
 
     def stage_batch(self, batch: Any, device: torch.device) -> Any:
         """A collated training batch's work before the network (copy to the device, augmentation there) as an
-        OnDevice batch; the trainer runs it one batch ahead on a side CUDA stream (engine.prefetch). The default
-        stages nothing: training_loss then does it all."""
+        OnDevice batch (an OnDevice batch is returned as it is); the trainer runs it one batch ahead on a side CUDA
+        stream (engine.prefetch). The default stages nothing: training_loss then does it all."""
         return batch
 
     @abc.abstractmethod

@@ -100,7 +100,7 @@ class ClassificationTask(Task):
         return model
 
     def stage_batch(self, batch: Any, device: torch.device) -> OnDevice:
-        return OnDevice(_stage(batch, device))
+        return OnDevice(staged_inputs(batch, device, _stage))
 
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         criterion = criterion_of(model)

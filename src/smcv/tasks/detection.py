@@ -55,7 +55,7 @@ class DetectionTask(Task):
         return model
 
     def stage_batch(self, batch: Any, device: torch.device) -> OnDevice:
-        return OnDevice(to_device(batch, device))
+        return OnDevice(staged_inputs(batch, device, to_device))
 
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         images, targets = staged_inputs(batch, device, to_device)

@@ -123,7 +123,7 @@ class SegmentationTask(Task):
         return criterion_of(model)(logits, masks, aux), logits, masks
 
     def stage_batch(self, batch: Any, device: torch.device) -> OnDevice:
-        return OnDevice(_stage(batch, device))
+        return OnDevice(staged_inputs(batch, device, _stage))
 
     def training_loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         return self._forward(model, batch, device)[0]

@@ -81,3 +81,13 @@ def test_device_tensors_finds_every_tensor_of_a_staged_batch():
     found = list(device_tensors(staged, torch.device("cpu")))
     assert [id(t) for t in found] == [id(images), id(boxes), id(labels)]
     assert list(device_tensors(staged, torch.device("cuda"))) == []  # CPU tensors are not the step's to keep
+
+
+def test_staging_a_staged_batch_returns_its_inputs_unchanged():
+    """The synthetic ceiling stages once; the trainer's staging of that batch must then do nothing more."""
+    from smcv.tasks import get_task
+
+    staged = OnDevice((torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.long)))
+    for name in ("classification", "detection", "segmentation"):
+        again = get_task(name).stage_batch(staged, torch.device("cpu"))
+        assert isinstance(again, OnDevice) and again.inputs is staged.inputs
