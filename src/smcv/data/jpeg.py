@@ -17,6 +17,8 @@ from smcv.errors import ConfigError, DataError
 _ORIENTATION = 0x0112
 #: the JPEG end-of-image marker; a body without it is left to Pillow, which names the truncation
 _JPEG_END = b"\xff\xd9"
+#: how the training log says that JPEGs are decoded on the training device
+DEVICE_DECODE_NOTE = "JPEG images are decoded there too (batched decode_jpeg, nvJPEG on a GPU), the workers only read their bytes"
 #: Pillow's mode of a baseline JPEG -> the device decoder's mode giving the same pixels
 _READ_MODES = {"RGB": ImageReadMode.RGB, "L": ImageReadMode.GRAY}
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from smcv.config import HyperParameters
-from smcv.data.jpeg import decode_on_device
+from smcv.data.jpeg import DEVICE_DECODE_NOTE, decode_on_device
 from smcv.inputs import channel_inputs
 from smcv.detection.datasets import DetectionDataset, DeviceCollate, collate
 from smcv.augmentation_device import on_device
@@ -80,7 +80,7 @@ def prepare_detection_data(hp: HyperParameters, channels: dict[str, Path], chann
     train.keep_jpeg = device_augmentation and decode_on_device(torch.cuda.is_available())
     log.info("training augmentation (%s) runs on the %s%s", hp.augmentation,
              "training device, a batch at a time" if device_augmentation else "CPU, in the DataLoader workers",
-             "; JPEG images are decoded there too (nvJPEG), the workers only read their bytes" if train.keep_jpeg else "")
+             f"; {DEVICE_DECODE_NOTE}" if train.keep_jpeg else "")
     validation = None
     if len(parts) > 1:
         validation = DetectionDataset(parts[1].samples, labels[1], DetectionTransform(hp.image_shape, "none"))

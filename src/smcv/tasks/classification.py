@@ -25,7 +25,7 @@ from smcv.classification.transforms import (GpuNormalize, eval_transform, normal
                                             uncropped_transform)
 from smcv.augmentation_device import on_device
 from smcv.config import HyperParameters, Schema
-from smcv.data.jpeg import EncodedJpeg, decode_on_device
+from smcv.data.jpeg import DEVICE_DECODE_NOTE, EncodedJpeg, decode_on_device
 from smcv.contract import ENV_CACHE_LIMIT_MB
 from smcv.errors import DataError
 from smcv.flip_average import flip_averaged
@@ -206,7 +206,7 @@ def _place_augmentation(hp: HyperParameters, dataset: ClassificationDataset) -> 
         dataset.transform = uncropped
         first = dataset[0][0]
         if isinstance(first, EncodedJpeg):
-            why = "; JPEG images are decoded there too (nvJPEG), the workers only read their bytes"
+            why = f"; {DEVICE_DECODE_NOTE}"
         elif hp.augmentation_device == "auto":
             height, width = first["image"].shape[-2:]
             if not small_enough((int(height), int(width)), hp.image_shape):
