@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as nnf
 from torch.utils.data import default_collate
 
-from smcv.data.device_decode import PendingJpeg, assemble, padded
 from smcv.classification.transforms import (BRIGHTNESS, DEGREES, HUE, SATURATION, SCALE, SHEAR, Uncropped,
                                             jitters_colour, uncropped_geometry, warps)
 from smcv.data.colour import adjust_brightness, adjust_hue, blend, gray, per_image
+from smcv.data.device_decode import PendingJpeg, assemble, padded
 from smcv.data.jpeg import EncodedJpeg
 
 #: an image's uncropped (height, width) and the ResizeShorter size before an upscale, from its stored height, width

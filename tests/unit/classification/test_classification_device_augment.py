@@ -11,10 +11,10 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from smcv.task_api import OnDevice
 from smcv.classification.device_augment import (CropBatch, DeviceCropCollate, augment_batch, crop_batch, cut,
                                                 device_collate, draw_plan, flip, jitter, warp)
 from smcv.classification.transforms import Uncropped, train_transform, uncropped_transform
+from smcv.task_api import OnDevice
 from smcv.tasks.classification import ClassificationTask
 from tests.helpers.classdata import TINY_CLASSIFICATION, write_class_folders
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from tests.helpers.detdata import TINY_HP, draw, json_channels, scene
 
-from smcv.task_api import OnDevice
 from smcv.detection.metrics import box_iou
+from smcv.task_api import OnDevice
 from smcv.tasks.detection import DetectionTask
 
 

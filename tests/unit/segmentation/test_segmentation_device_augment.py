@@ -13,13 +13,13 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from smcv.task_api import OnDevice
 from smcv.segmentation.datasets import DecodedPairs, DeviceCollate
 from smcv.augmentation_device import on_device
 from smcv.segmentation.device_augment import augment_pairs, pair_batch
 from smcv.segmentation.pair_plan import draw_pair_plan
 from smcv.segmentation.params import IGNORE_INDEX, Geometry
 from smcv.segmentation.transforms import build_transform
+from smcv.task_api import OnDevice
 from smcv.tasks.segmentation import SegmentationTask
 
 CPU = torch.device("cpu")
