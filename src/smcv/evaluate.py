@@ -25,7 +25,8 @@ from smcv.evaluate_metrics import classification_scores, detection_scores, segme
 from smcv.local_predict import Transport, read_model
 from smcv.predict_client import DEFAULT_ACCEPT, MASK_ACCEPT, REQUEST_TYPE, choose_transport, parse_response
 from smcv.report.run import jsonable
-from smcv.segmentation.masks import raw_values
+from smcv.segmentation.datasets import sample_raw_masks
+from smcv.segmentation.masks import MaskDecoder, decide_binary_255, raw_values
 from smcv.segmentation.params import IGNORE_INDEX
 from smcv.segmentation.sources import folder_pairs
 
@@ -82,14 +83,19 @@ def _detection_ids(labels: np.ndarray, kind: str, names: list[str]) -> np.ndarra
     return np.array([names.index(str(n)) for n in labels], np.int64)
 
 
-def evaluate_segmentation(data: Path, transport: Transport, names: list[str], limit: Optional[int]) -> dict[str, Any]:
-    """The built-in layout: <split>/ images and <split>_annotation/ PNG masks of class ids (255 ignored)."""
+def evaluate_segmentation(data: Path, transport: Transport, names: list[str], limit: Optional[int],
+                          binary_mask_255: str = "auto") -> dict[str, Any]:
+    """The built-in layout: <split>/ images and <split>_annotation/ PNG masks of class ids (255 ignored), or of 0 and
+    255 for a two-class model, read as training reads them (binary_mask_255: auto, true, false)."""
     pairs = segmentation_pairs(data)
+    classes = len(names) or 2  # without the model's names, auto reads 0/255-only masks as binary, as a 2-class job
+    binary = decide_binary_255(binary_mask_255, classes, sample_raw_masks(pairs), has_map=False)
+    binary_masks = MaskDecoder(2, binary_255=True) if binary else None
     counts = np.zeros(MAX_CLASS_ID * MAX_CLASS_ID, np.int64)
     for i in _limited(range(len(pairs)), limit):
         image, mask, image_name, mask_name = pairs.get(i)
         predicted = raw_values(transport(image, REQUEST_TYPE, MASK_ACCEPT)[0], f"the answer for {image_name}")
-        truth = raw_values(mask, mask_name)
+        truth = binary_masks.decode(mask, mask_name) if binary_masks else raw_values(mask, mask_name)
         if predicted.shape != truth.shape:
             raise DataError(f"{mask_name} is {truth.shape[1]}x{truth.shape[0]} but the model answered "
                             f"{predicted.shape[1]}x{predicted.shape[0]}; masks must have their image's size")
@@ -114,11 +120,13 @@ EVALUATORS = {"classification": evaluate_classification, "detection": evaluate_d
               "segmentation": evaluate_segmentation}
 
 
-def evaluate(task: str, data: Path, transport: Transport, names: list[str], limit: Optional[int] = None) -> dict[str, Any]:
-    """The metrics of one task on a labelled folder, as a JSON-ready dict."""
+def evaluate(task: str, data: Path, transport: Transport, names: list[str], limit: Optional[int] = None,
+             binary_mask_255: str = "auto") -> dict[str, Any]:
+    """The metrics of one task on a labelled folder, as a JSON-ready dict (binary_mask_255: segmentation only)."""
     if not Path(data).is_dir():
         raise DataError(f"{data} is not a folder; give the labelled data folder with --data")
-    return jsonable({"task": task, **EVALUATORS[task](Path(data), transport, names, limit)})
+    options = {"binary_mask_255": binary_mask_255} if task == "segmentation" else {}
+    return jsonable({"task": task, **EVALUATORS[task](Path(data), transport, names, limit, **options)})
 
 
 def register(subparsers: Any) -> None:
@@ -133,6 +141,9 @@ def register(subparsers: Any) -> None:
     where.add_argument("--endpoint", help="a SageMaker endpoint name (boto3)")
     parser.add_argument("--region", help="AWS region of --endpoint")
     parser.add_argument("--limit", type=int, help="score only the first N images")
+    parser.add_argument("--binary-mask-255", default="auto", choices=("auto", "true", "false"),
+                        help="segmentation: 255 in the masks is class 1 (true), ignore (false), or as training "
+                             "decides (auto: class 1 for a 2-class model whose masks hold only 0 and 255)")
     parser.set_defaults(func=run_cli)
 
 
@@ -141,7 +152,8 @@ def run_cli(args: argparse.Namespace) -> int:
     try:
         names = list(read_model(Path(args.model_dir))[0].get("class_names") or []) if args.model_dir else []
         transport = choose_transport(args.url, args.endpoint, args.region, args.model_dir)
-        print(json.dumps(evaluate(args.task, Path(args.data), transport, names, args.limit), sort_keys=True))
+        print(json.dumps(evaluate(args.task, Path(args.data), transport, names, args.limit, args.binary_mask_255),
+                         sort_keys=True))
     except UserError as exc:
         print(f"smcv evaluate: {exc}", file=sys.stderr)
         return 2

@@ -86,6 +86,27 @@ def test_a_mask_of_another_size_than_its_answer_is_a_data_error_naming_it(tmp_pa
         evaluate("segmentation", tmp_path, transport, ["background", "road"])
 
 
+BINARY_TRUTH = np.array([[0, 0, 255, 255], [0, 255, 255, 255]], np.uint8)  # 0/255 masks, as DSB 2018 ships them
+BINARY_PREDICTED = np.array([[0, 1, 1, 1], [0, 0, 1, 1]], np.uint8)
+# 255 read as class 1: class 0 tp 2, fp 1, fn 1 -> IoU 2/4; class 1 tp 4, fp 1, fn 1 -> IoU 4/6, Dice 8/10
+
+
+def test_two_class_masks_of_0_and_255_are_read_as_training_reads_them(tmp_path):
+    """binary_mask_255=auto in training reads 255 as the foreground of a 2-class job; evaluate must agree (it
+    scored every nucleus pixel as 'ignore' before, so Dice was 0)."""
+    (tmp_path / "validation").mkdir()
+    (tmp_path / "validation_annotation").mkdir()
+    Image.new("RGB", (4, 2)).save(tmp_path / "validation" / "a.jpg")
+    (tmp_path / "validation_annotation" / "a.png").write_bytes(_png(BINARY_TRUTH))
+    transport = lambda data, content_type, accept: (_png(BINARY_PREDICTED), "image/png")  # noqa: E731
+    scores = evaluate("segmentation", tmp_path, transport, ["background", "nuclei"])
+    assert scores["pixels"] == 8 and scores["mean_iou"] == pytest.approx((2 / 4 + 4 / 6) / 2)
+    assert scores["dice"] == pytest.approx(8 / 10)
+    ignored = evaluate("segmentation", tmp_path, transport, ["background", "nuclei"], binary_mask_255="false")
+    assert ignored["pixels"] == 3  # 255 = ignore, as asked
+    assert evaluate("segmentation", tmp_path, transport, ["a", "b", "c"])["pixels"] == 3  # auto: 2-class models only
+
+
 def _class_folders(root, names=("cat", "dog"), per_class=3):
     rng = np.random.default_rng(5)
     for c, name in enumerate(names):
