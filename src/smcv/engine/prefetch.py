@@ -63,7 +63,7 @@ def device_tensors(value: Any, device: torch.device) -> Iterator[torch.Tensor]:
 
 class Prefetcher:
     """Iterates a loader with each batch staged (Streams.stage) before the previous one is handed to the step, so
-    staging overlaps the step; a loader error is raised after the batches before it were handed over."""
+    staging overlaps the step; a loader or staging error is raised after the batches before it were handed over."""
 
     def __init__(self, loader: Iterable, streams: Optional[Streams]) -> None:
         self.loader, self.streams = loader, streams
@@ -82,14 +82,13 @@ class Prefetcher:
             return
         while True:
             try:
-                following = next(batches)
+                ahead = self.streams.stage(next(batches))
             except StopIteration:
                 yield self.streams.hand_over(ticket)
                 return
-            except BaseException:
+            except BaseException:  # a bad batch (loader or staging) fails after the batches before it trained
                 yield self.streams.hand_over(ticket)
                 raise
-            ahead = self.streams.stage(following)
             yield self.streams.hand_over(ticket)
             ticket = ahead
 

@@ -62,6 +62,22 @@ def test_a_loader_error_comes_after_the_batches_before_it():
     assert streams.events == ["stage a", "stage b", "hand a", "hand b"]
 
 
+def test_a_staging_error_comes_after_the_batches_before_it():
+    """A JPEG the device cannot decode fails while batch c is staged: a and b still reach the step first."""
+
+    class FailingStreams(RecordingStreams):
+        def stage(self, batch):
+            if batch == "c":
+                raise DataError("broken.jpg: cannot decode image")
+            return super().stage(batch)
+
+    handed = []
+    with pytest.raises(DataError, match="broken.jpg"):
+        for batch in Prefetcher(Loader(["a", "b", "c", "d"]), FailingStreams()):
+            handed.append(batch.inputs)
+    assert handed == ["a", "b"]
+
+
 def test_an_empty_loader_and_a_first_batch_error():
     assert list(Prefetcher(Loader([]), RecordingStreams())) == []
     with pytest.raises(DataError, match="batch a"):
