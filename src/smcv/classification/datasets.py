@@ -13,8 +13,8 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as F
 
 from smcv.classification.samples import FileItem
-from smcv.data.images import decode_image, open_image
-from smcv.data.jpeg import EncodedJpeg, device_decodable
+from smcv.data.images import decode_image
+from smcv.data.jpeg import EncodedJpeg, encoded_jpeg
 from smcv.data.recordio import IndexedRecordReader, index_beside, unpack
 from smcv.errors import DataError
 
@@ -91,12 +91,8 @@ class ClassificationDataset(Dataset):
 
     def _image(self, data: bytes, source: str) -> torch.Tensor | EncodedJpeg:
         """uint8 CHW pixels decoded by Pillow, or (keep_jpeg) the header-checked JPEG the device decoder takes."""
-        if self.keep_jpeg:
-            header = open_image(data, source)
-            if device_decodable(header, data, self.mode):
-                return EncodedJpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), header.height, header.width,
-                                   self.mode, source)
-        return image_to_tensor(decode_image(data, source, mode=self.mode))
+        encoded = encoded_jpeg(data, source, self.mode) if self.keep_jpeg else None
+        return encoded if encoded is not None else image_to_tensor(decode_image(data, source, mode=self.mode))
 
     def _estimate_bytes(self) -> int:
         sample, _ = self._load(0)

@@ -8,10 +8,9 @@ from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import torch
-from torchvision.transforms.v2 import functional as F
 
-from smcv.data.images import decode_image
-from smcv.data.jpeg import EncodedJpeg, decode_jpegs
+from smcv.data.jpeg import EncodedJpeg, decode_or_pillow
+from smcv.errors import DataError
 from smcv.serving.prepare import Placement, place
 
 
@@ -37,12 +36,13 @@ def decoded_resized(pending: Sequence[PendingJpeg], device: torch.device) -> lis
     found: list[Optional[torch.Tensor]] = [None] * len(pending)
     for mode in sorted({p.jpeg.mode for p in pending}):
         numbers = [n for n, p in enumerate(pending) if p.jpeg.mode == mode]
-        decoded = decode_jpegs([pending[n].jpeg.data for n in numbers], device, mode)
+        jpegs = [pending[n].jpeg for n in numbers]
+        decoded = decode_or_pillow([j.data for j in jpegs], [(j.height, j.width) for j in jpegs],
+                                   [j.source for j in jpegs], device, mode)
         for n, pixels in zip(numbers, decoded):
-            jpeg = pending[n].jpeg
-            if not isinstance(pixels, torch.Tensor) or tuple(pixels.shape[-2:]) != (jpeg.height, jpeg.width):
-                image = decode_image(jpeg.data.numpy().tobytes(), jpeg.source, mode=jpeg.mode)
-                pixels = F.pil_to_tensor(image).to(device, non_blocking=True)
+            if isinstance(pixels, DataError):
+                raise pixels
+            pixels = pixels.to(device, non_blocking=True)  # Pillow's fallback decodes on the CPU
             found[n] = place(pixels, Placement(pending[n].size, pending[n].size, via=pending[n].via))
     return found  # type: ignore[return-value]
 

@@ -4,13 +4,15 @@ which JPEGs the device decoder is given, and the decode that lets only the bad o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
+from torchvision.transforms.v2 import functional as F
 
 from smcv.contract import jpeg_decode_setting
+from smcv.data.images import decode_image, open_image
 from smcv.errors import ConfigError, DataError
 
 #: EXIF orientation tag; the device decoder is only given JPEGs that need no rotation
@@ -18,7 +20,8 @@ _ORIENTATION = 0x0112
 #: the JPEG end-of-image marker; a body without it is left to Pillow, which names the truncation
 _JPEG_END = b"\xff\xd9"
 #: how the training log says that JPEGs are decoded on the training device
-DEVICE_DECODE_NOTE = "JPEG images are decoded there too (batched decode_jpeg, nvJPEG on a GPU), the workers only read their bytes"
+DEVICE_DECODE_NOTE = ("JPEG images are decoded there too (batched decode_jpeg, nvJPEG on a GPU), the workers only "
+                      "read their bytes")
 #: Pillow's mode of a baseline JPEG -> the device decoder's mode giving the same pixels
 _READ_MODES = {"RGB": ImageReadMode.RGB, "L": ImageReadMode.GRAY}
 
@@ -58,6 +61,36 @@ def device_decodable(header: Image.Image, data: bytes, mode: str = "RGB") -> boo
         return header.getexif().get(_ORIENTATION, 1) == 1
     except Exception:  # a malformed EXIF block: let Pillow decode it (it ignores such blocks)
         return False
+
+
+def encoded_jpeg(data: bytes, source: str, mode: str) -> Optional[EncodedJpeg]:
+    """The header-checked training JPEG the device decoder takes (None: decode it with Pillow); a bad header or one
+    over the pixel limit raises DataError naming `source`."""
+    header = open_image(data, source)
+    if not device_decodable(header, data, mode):
+        return None
+    return EncodedJpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), header.height, header.width, mode, source)
+
+
+def decode_or_pillow(jpegs: Sequence[Union[bytes, torch.Tensor]], sizes: Sequence[tuple[int, int]],
+                     sources: Sequence[str], device: torch.device,
+                     mode: str = "RGB") -> list[Union[torch.Tensor, DataError]]:
+    """decode_jpegs, then Pillow (on the CPU) for each JPEG the device decoder refused or decoded to another (height,
+    width) than `sizes` says: a valid image nvJPEG cannot read still decodes, a broken one is Pillow's DataError
+    naming its source."""
+    found = decode_jpegs(jpegs, device, mode)
+    for number, pixels in enumerate(found):
+        if not isinstance(pixels, torch.Tensor) or tuple(pixels.shape[-2:]) != tuple(sizes[number]):
+            found[number] = _pillow_pixels(jpegs[number], sources[number], mode)
+    return found
+
+
+def _pillow_pixels(data: Union[bytes, torch.Tensor], source: str, mode: str) -> Union[torch.Tensor, DataError]:
+    raw = data.numpy().tobytes() if isinstance(data, torch.Tensor) else data
+    try:
+        return F.pil_to_tensor(decode_image(raw, source, mode, formats=("JPEG",)))
+    except DataError as exc:
+        return exc
 
 
 def decode_jpegs(jpegs: Sequence[Union[bytes, torch.Tensor]], device: torch.device,

@@ -9,8 +9,8 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from smcv.data.images import decode_image, open_image
-from smcv.data.jpeg import EncodedJpeg, device_decodable
+from smcv.data.images import decode_image
+from smcv.data.jpeg import EncodedJpeg, encoded_jpeg
 from smcv.detection.device_augment import RawBatch, augment_on_device, raw_batch
 from smcv.detection.samples import Sample
 from smcv.detection.transforms import decode_cap, make_target, plain_target
@@ -51,12 +51,8 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     def _image(self, data: bytes, source: str) -> torch.Tensor | EncodedJpeg:
         """Pillow-decoded RGB pixels, or (keep_jpeg) the header-checked JPEG the device decoder takes."""
-        if self.keep_jpeg:
-            header = open_image(data, source)
-            if device_decodable(header, data, "RGB"):
-                return EncodedJpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), header.height, header.width,
-                                   "RGB", source)
-        return decode_rgb(data, source)
+        encoded = encoded_jpeg(data, source, "RGB") if self.keep_jpeg else None
+        return encoded if encoded is not None else decode_rgb(data, source)
 
 
 def collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:

@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
 from smcv.data.images import decode_image, open_image, original_size
-from smcv.data.jpeg import decode_jpegs, device_decodable
+from smcv.data.jpeg import decode_or_pillow, device_decodable
 from smcv.errors import DataError
 
 
@@ -48,18 +48,8 @@ def pixels_of(images: Sequence[RequestImage], device: torch.device) -> list[Unio
     found: list[Union[torch.Tensor, DataError, None]] = [image.pixels for image in images]
     kept = [number for number, image in enumerate(images) if image.jpeg is not None]
     if kept:
-        decoded = decode_jpegs([images[number].jpeg for number in kept], device)  # type: ignore[misc]
+        decoded = decode_or_pillow([images[number].jpeg for number in kept],  # type: ignore[misc]
+                                   [images[number].size[::-1] for number in kept], ["request body"] * len(kept), device)
         for number, pixels in zip(kept, decoded):
-            width, height = images[number].size
-            if not isinstance(pixels, torch.Tensor) or tuple(pixels.shape[-2:]) != (height, width):
-                pixels = _pillow_pixels(images[number].jpeg)  # type: ignore[arg-type]
             found[number] = pixels
     return found  # type: ignore[return-value]
-
-
-def _pillow_pixels(jpeg: bytes) -> Union[torch.Tensor, DataError]:
-    """RGB uint8 CHW pixels by Pillow (the header was checked when the request arrived), or its DataError."""
-    try:
-        return F.pil_to_tensor(decode_image(jpeg, "request body", "RGB", formats=("JPEG",)))
-    except DataError as exc:
-        return exc

@@ -202,7 +202,7 @@ def _place_augmentation(hp: HyperParameters, dataset: ClassificationDataset) -> 
     uncropped = uncropped_transform(hp.image_shape, hp.resize)
     dataset.keep_jpeg = device and dataset.cache is None and decode_on_device(torch.cuda.is_available())
     why = ""
-    if device and len(dataset):
+    if device and len(dataset) and (dataset.keep_jpeg or hp.augmentation_device == "auto"):
         dataset.transform = uncropped
         first = dataset[0][0]
         if isinstance(first, EncodedJpeg):
