@@ -107,6 +107,23 @@ def test_two_class_masks_of_0_and_255_are_read_as_training_reads_them(tmp_path):
     assert evaluate("segmentation", tmp_path, transport, ["a", "b", "c"])["pixels"] == 3  # auto: 2-class models only
 
 
+def test_binary_masks_with_other_values_are_a_data_error_naming_the_mask(tmp_path, capsys):
+    """--binary-mask-255 true reads 0 and 255 only: another value fails naming the file and the fix; a bad choice
+    of the flag is refused by the command line."""
+    from smcv.errors import DataError
+
+    (tmp_path / "validation").mkdir()
+    (tmp_path / "validation_annotation").mkdir()
+    Image.new("RGB", (4, 2)).save(tmp_path / "validation" / "a.jpg")
+    (tmp_path / "validation_annotation" / "a.png").write_bytes(_png(np.where(BINARY_TRUTH == 255, 7, 0).astype(np.uint8)))
+    transport = lambda data, content_type, accept: (_png(BINARY_PREDICTED), "image/png")  # noqa: E731
+    with pytest.raises(DataError, match=r"a\.png: mask values 7 found.*binary_mask_255=false"):
+        evaluate("segmentation", tmp_path, transport, ["background", "nuclei"], binary_mask_255="true")
+    with pytest.raises(SystemExit):
+        cli_main(["evaluate", "--task", "segmentation", "--data", str(tmp_path), "--binary-mask-255", "yes"])
+    assert "invalid choice: 'yes'" in capsys.readouterr().err
+
+
 def _class_folders(root, names=("cat", "dog"), per_class=3):
     rng = np.random.default_rng(5)
     for c, name in enumerate(names):
